@@ -1,0 +1,364 @@
+"""The embedded store: one SQLite file per city that is also a GeoPackage.
+
+* ``footprints``: a GeoPackage feature table (MultiPolygon, EPSG:4326) with an R*Tree index, which
+  GDAL/QGIS open directly.
+* ``cim_datasets``, ``cim_features``, ``cim_geometry``: datasets, features (attributes as JSON)
+  and meshes (compact blobs, one per feature and LOD).
+
+WAL mode: readers (the server) keep seeing the previous version of a dataset while an import
+writes the next one in a single transaction.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+
+from cim.classes import CityClass
+from cim.errors import DatasetNotFoundError, StoreError
+from cim.feature import Feature, Source
+from cim.mesh import Mesh
+from cim.store import gpkg
+from cim.store.base import DatasetInfo, FeatureIndex, FootprintRow
+
+SCHEMA_VERSION = 1
+FOOTPRINT_TABLE = "footprints"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cim_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cim_datasets (
+  name TEXT PRIMARY KEY, frame TEXT NOT NULL, sources TEXT NOT NULL, feature_count INTEGER NOT NULL,
+  class_counts TEXT NOT NULL, west REAL, south REAL, east REAL, north REAL, zmin REAL, zmax REAL,
+  report TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cim_features (
+  key INTEGER PRIMARY KEY, dataset TEXT NOT NULL, id TEXT NOT NULL, class TEXT NOT NULL, parent TEXT,
+  name TEXT, source_file TEXT NOT NULL, source_class TEXT NOT NULL, attributes TEXT NOT NULL,
+  xmin REAL, ymin REAL, zmin REAL, xmax REAL, ymax REAL, zmax REAL, triangles INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (dataset, id));
+CREATE INDEX IF NOT EXISTS cim_features_dataset ON cim_features (dataset);
+CREATE TABLE IF NOT EXISTS cim_geometry (
+  key INTEGER NOT NULL, lod INTEGER NOT NULL, mesh BLOB NOT NULL, PRIMARY KEY (key, lod)) WITHOUT ROWID;
+"""
+
+_FOOTPRINT_COLUMNS = ("dataset TEXT NOT NULL, feature_id TEXT NOT NULL, class TEXT NOT NULL, name TEXT, "
+                      "height_min REAL, height_max REAL, measured_height REAL, function TEXT, usage TEXT, "
+                      "source_file TEXT, feature_key INTEGER NOT NULL")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class SqliteStore:
+    """See :class:`cim.store.base.Store`. Thread-safe for one writer and many readers: each
+    thread gets its own connection."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # the GeoPackage header fields go into the main file before WAL mode takes over, so
+            # that GDAL sees them without replaying the WAL
+            plain = sqlite3.connect(self.path, timeout=30)
+            try:
+                if plain.execute("PRAGMA application_id").fetchone()[0] == 0:
+                    plain.execute(f"PRAGMA application_id = {gpkg.APPLICATION_ID}")
+                    plain.execute(f"PRAGMA user_version = {gpkg.USER_VERSION}")
+                    plain.commit()
+            finally:
+                plain.close()
+            conn = self._conn()
+            with conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version != gpkg.USER_VERSION:
+                    raise StoreError(f"{self.path} is not a CIM store (SQLite user_version {version})", path=str(self.path))
+                gpkg.create_core(conn)
+                conn.executescript(_SCHEMA)
+                gpkg.create_feature_table(conn, FOOTPRINT_TABLE, _FOOTPRINT_COLUMNS, "MULTIPOLYGON", 4326,
+                                          "Building and city-object footprints (lon/lat) with height range")
+                conn.execute("CREATE INDEX IF NOT EXISTS footprints_dataset ON footprints (dataset)")
+                row = conn.execute("SELECT value FROM cim_meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO cim_meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                elif int(row[0]) != SCHEMA_VERSION:
+                    raise StoreError(f"{self.path} has store schema {row[0]}, this version reads {SCHEMA_VERSION}",
+                                     path=str(self.path))
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}", path=str(self.path)) from exc
+
+    # --- connections -----------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            gpkg.register_functions(conn)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # --- datasets --------------------------------------------------------------------------
+    def list_datasets(self) -> list[DatasetInfo]:
+        rows = self._conn().execute("SELECT * FROM cim_datasets ORDER BY name").fetchall()
+        return [_dataset_from_row(r) for r in rows]
+
+    def get_dataset(self, name: str) -> DatasetInfo:
+        row = self._conn().execute("SELECT * FROM cim_datasets WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise DatasetNotFoundError(f"no dataset named '{name}'", dataset=name)
+        return _dataset_from_row(row)
+
+    def has_dataset(self, name: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM cim_datasets WHERE name = ?", (name,)).fetchone() is not None
+
+    def dataset_writer(self, name: str) -> "SqliteDatasetWriter":
+        return SqliteDatasetWriter(self, name)
+
+    def delete_dataset(self, name: str) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM cim_datasets WHERE name = ?", (name,)).fetchone() is None:
+                raise DatasetNotFoundError(f"no dataset named '{name}'", dataset=name)
+            _delete_rows(conn, name)
+            conn.execute("DELETE FROM cim_datasets WHERE name = ?", (name,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # --- features --------------------------------------------------------------------------
+    def feature_index(self, dataset: str, lod: int | None = None) -> FeatureIndex:
+        self.get_dataset(dataset)
+        rows = self._conn().execute(
+            "SELECT key, xmin, ymin, zmin, xmax, ymax, zmax, triangles, class FROM cim_features "
+            "WHERE dataset = ? AND triangles > 0 ORDER BY key", (dataset,)).fetchall()
+        if not rows:
+            return FeatureIndex(np.zeros(0, np.int64), np.zeros((0, 6)), np.zeros(0, np.int64), [])
+        keys = np.array([r[0] for r in rows], np.int64)
+        bounds = np.array([r[1:7] for r in rows], np.float64)
+        tris = np.array([r[7] for r in rows], np.int64)
+        return FeatureIndex(keys, bounds, tris, [r[8] for r in rows])
+
+    def load_features(self, keys: Iterable[int], lod: int | None = -1) -> list[Feature]:
+        """Features by key, in the order given. ``lod``: -1 = the best LOD only (default),
+        None = every LOD, n = only LOD n."""
+        keys = [int(k) for k in keys]
+        conn = self._conn()
+        out: list[Feature] = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = {r[0]: r for r in conn.execute(f"SELECT * FROM cim_features WHERE key IN ({marks})", chunk)}
+            geoms: dict[int, dict[int, Mesh]] = {}
+            for key, glod, blob in conn.execute(f"SELECT key, lod, mesh FROM cim_geometry WHERE key IN ({marks})", chunk):
+                geoms.setdefault(key, {})[glod] = Mesh.from_bytes(blob)
+            for key in chunk:
+                if key not in rows:
+                    continue
+                g = geoms.get(key, {})
+                if lod == -1 and g:
+                    best = max(g)
+                    g = {best: g[best]}
+                elif lod is not None and lod >= 0:
+                    g = {k: v for k, v in g.items() if k == lod}
+                out.append(_feature_from_row(rows[key], g))
+        return out
+
+    def iter_features(self, dataset: str, with_geometry: bool = False) -> Iterator[Feature]:
+        self.get_dataset(dataset)
+        conn = self._conn()
+        cur = conn.execute("SELECT key FROM cim_features WHERE dataset = ? ORDER BY key", (dataset,))
+        while True:
+            batch = [r[0] for r in cur.fetchmany(500)]
+            if not batch:
+                return
+            if with_geometry:
+                yield from self.load_features(batch, lod=None)
+            else:
+                marks = ",".join("?" * len(batch))
+                for row in conn.execute(f"SELECT * FROM cim_features WHERE key IN ({marks}) ORDER BY key", batch):
+                    yield _feature_from_row(row, {})
+
+    def footprints(self, bbox: tuple[float, float, float, float] | None = None, *, dataset: str | None = None,
+                   limit: int | None = None, offset: int = 0) -> Iterator[FootprintRow]:
+        """Footprints (lon/lat) whose envelope meets ``bbox`` (west, south, east, north)."""
+        sql = ("SELECT f.geom, f.dataset, f.feature_id, f.class, f.name, f.height_min, f.height_max, c.attributes "
+               "FROM footprints f JOIN cim_features c ON c.key = f.feature_key")
+        where, args = [], []  # type: list[str], list[Any]
+        if bbox is not None:
+            where.append("f.fid IN (SELECT id FROM rtree_footprints_geom WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)")
+            args += [bbox[0], bbox[2], bbox[1], bbox[3]]
+        if dataset is not None:
+            where.append("f.dataset = ?")
+            args.append(dataset)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY f.fid LIMIT ? OFFSET ?"
+        args += [-1 if limit is None else limit, offset]
+        for row in self._conn().execute(sql, args):
+            geom = gpkg.decode_geometry(row[0])
+            if geom is None:
+                continue
+            yield FootprintRow(row[2], row[1], row[3], row[4], geom, row[5], row[6], json.loads(row[7]))
+
+    def count_footprints(self, bbox: tuple[float, float, float, float] | None = None, dataset: str | None = None) -> int:
+        return sum(1 for _ in self.footprints(bbox, dataset=dataset))
+
+
+def _delete_rows(conn: sqlite3.Connection, dataset: str) -> None:
+    conn.execute("DELETE FROM cim_geometry WHERE key IN (SELECT key FROM cim_features WHERE dataset = ?)", (dataset,))
+    conn.execute("DELETE FROM footprints WHERE dataset = ?", (dataset,))
+    conn.execute("DELETE FROM cim_features WHERE dataset = ?", (dataset,))
+
+
+class SqliteDatasetWriter:
+    """One transaction that replaces a dataset; see :class:`cim.store.base.DatasetWriter`."""
+
+    BATCH = 500
+
+    def __init__(self, store: SqliteStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        self._conn = store._conn()
+        self._features: list[tuple[Any, ...]] = []
+        self._geometry: list[tuple[Any, ...]] = []
+        self._footprints: list[tuple[Any, ...]] = []
+        self._class_counts: dict[str, int] = {}
+        self._count = 0
+        self._lonlat = [np.inf, np.inf, -np.inf, -np.inf]
+        self._z = [np.inf, -np.inf]
+        self._next_key = 0
+        self._open = False
+        self._ids: set[str] = set()
+
+    def __enter__(self) -> "SqliteDatasetWriter":
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._open = True
+        _delete_rows(self._conn, self.name)
+        self._next_key = (self._conn.execute("SELECT COALESCE(MAX(key), 0) FROM cim_features").fetchone()[0]) + 1
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if self._open:
+            self._conn.execute("ROLLBACK")
+            self._open = False
+
+    def add(self, feature: Feature, footprint_lonlat: BaseGeometry | None,
+            height_range: tuple[float, float] | None) -> None:
+        if feature.id in self._ids:
+            raise StoreError(f"duplicate feature id '{feature.id}' in dataset '{self.name}'", feature=feature.id)
+        self._ids.add(feature.id)
+        key = self._next_key
+        self._next_key += 1
+        lows, highs, tri = [], [], 0
+        for lod, mesh in feature.geometry.items():
+            if mesh.is_empty:
+                continue
+            lo, hi = mesh.bounds()
+            lows.append(lo)
+            highs.append(hi)
+            self._geometry.append((key, int(lod), mesh.to_bytes()))
+        best = feature.best_lod()
+        if best is not None:
+            tri = feature.geometry[best].triangle_count
+        b = (*np.min(lows, axis=0).tolist(), *np.max(highs, axis=0).tolist()) if lows else (None,) * 6
+        self._features.append((key, self.name, feature.id, feature.city_class.value, feature.parent, feature.name,
+                               feature.source.file, feature.source.original_class,
+                               json.dumps(feature.attributes, ensure_ascii=False), *b, tri))
+        if footprint_lonlat is not None and not footprint_lonlat.is_empty:
+            attrs = feature.attributes
+            self._footprints.append((
+                gpkg.encode_geometry(footprint_lonlat, 4326), self.name, feature.id, feature.city_class.value,
+                feature.name, height_range[0] if height_range else None, height_range[1] if height_range else None,
+                _float_or_none(attrs.get("measuredHeight")), _str_or_none(attrs.get("function")),
+                _str_or_none(attrs.get("usage")), feature.source.file, key))
+            w, s, e, n = footprint_lonlat.bounds
+            self._lonlat = [min(self._lonlat[0], w), min(self._lonlat[1], s), max(self._lonlat[2], e), max(self._lonlat[3], n)]
+        if height_range is not None:
+            self._z = [min(self._z[0], height_range[0]), max(self._z[1], height_range[1])]
+        cls = feature.city_class.value
+        self._class_counts[cls] = self._class_counts.get(cls, 0) + 1
+        self._count += 1
+        if len(self._features) >= self.BATCH:
+            self._flush()
+
+    def extend_bbox(self, west: float, south: float, east: float, north: float) -> None:
+        """Widen the dataset's lon/lat extent (for features without footprints)."""
+        self._lonlat = [min(self._lonlat[0], west), min(self._lonlat[1], south),
+                        max(self._lonlat[2], east), max(self._lonlat[3], north)]
+
+    def _flush(self) -> None:
+        c = self._conn
+        c.executemany("INSERT INTO cim_features VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._features)
+        c.executemany("INSERT INTO cim_geometry VALUES (?,?,?)", self._geometry)
+        c.executemany("INSERT INTO footprints (geom, dataset, feature_id, class, name, height_min, height_max, "
+                      "measured_height, function, usage, source_file, feature_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                      self._footprints)
+        self._features.clear()
+        self._geometry.clear()
+        self._footprints.clear()
+
+    def commit(self, frame_spec: dict[str, Any], *, sources: list[str], report: dict[str, Any]) -> DatasetInfo:
+        if not self._open:
+            raise StoreError("dataset writer is not open")
+        self._flush()
+        c = self._conn
+        old = c.execute("SELECT created, version FROM cim_datasets WHERE name = ?", (self.name,)).fetchone()
+        now = _now()
+        bbox = self._lonlat if np.isfinite(self._lonlat[0]) else [None] * 4
+        z = self._z if np.isfinite(self._z[0]) else [None, None]
+        c.execute("INSERT OR REPLACE INTO cim_datasets VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+            self.name, json.dumps(frame_spec), json.dumps(sources), self._count, json.dumps(self._class_counts),
+            *bbox, *z, json.dumps(report, ensure_ascii=False), old[0] if old else now, now, (old[1] + 1) if old else 1))
+        if bbox[0] is not None:
+            c.execute("UPDATE gpkg_contents SET min_x = MIN(COALESCE(min_x, ?), ?), min_y = MIN(COALESCE(min_y, ?), ?), "
+                      "max_x = MAX(COALESCE(max_x, ?), ?), max_y = MAX(COALESCE(max_y, ?), ?), "
+                      "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?",
+                      (bbox[0], bbox[0], bbox[1], bbox[1], bbox[2], bbox[2], bbox[3], bbox[3], FOOTPRINT_TABLE))
+        c.execute("COMMIT")
+        self._open = False
+        return self.store.get_dataset(self.name)
+
+
+def _float_or_none(v: Any) -> float | None:
+    try:
+        return None if v is None or isinstance(v, bool) else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str_or_none(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def _dataset_from_row(r: tuple[Any, ...]) -> DatasetInfo:
+    bbox = None if r[5] is None else (r[5], r[6], r[7], r[8])
+    z = None if r[9] is None else (r[9], r[10])
+    return DatasetInfo(r[0], json.loads(r[1]), json.loads(r[2]), r[3], json.loads(r[4]), bbox, z,
+                       json.loads(r[11]), r[12], r[13], r[14])
+
+
+def _feature_from_row(r: tuple[Any, ...], geometry: dict[int, Mesh]) -> Feature:
+    return Feature(id=r[2], city_class=CityClass(r[3]), parent=r[4], name=r[5],
+                   source=Source(file=r[6], original_class=r[7]), attributes=json.loads(r[8]), geometry=geometry)
