@@ -1,0 +1,48 @@
+# Two commands on a fresh machine: `make demo` and `make test` (both start with `make install`).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SHARED ?= ../shared
+HARNESS := $(SHARED)/tools/tiles-harness
+PORT   ?= 8000
+CIM_DATA ?= city-data
+export CIM_DATA
+
+.PHONY: install test test-deps demo serve bench clean lint
+
+## install: .venv with the `cim` command and the viewer's CesiumJS (npm registry)
+install: $(VENV)/.installed server/static/vendor/cesium/Cesium.js
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+server/static/vendor/cesium/Cesium.js: server/viewer/package.json server/viewer/package-lock.json
+	bash server/viewer/install-cesium.sh
+
+## test-deps: Chromium (Debian package, needs root) and the 3D Tiles judges in ../shared
+test-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-liberation >/dev/null; \
+	  else echo "Chromium is missing: sudo apt-get install chromium fonts-liberation" >&2; exit 1; fi; fi
+	@if [ -x $(HARNESS)/setup ]; then $(HARNESS)/setup; else echo "note: $(HARNESS) not found; tests that need it will fail" >&2; fi
+
+## test: install everything and run the whole suite
+test: install test-deps
+	$(BIN)/python -m pytest -q
+
+## demo: generate the Da Nang High-Tech Park district, import, tile and serve on http://127.0.0.1:$(PORT)/
+demo: install
+	$(BIN)/cim --data $(CIM_DATA) demo --port $(PORT)
+
+serve: install
+	$(BIN)/cim --data $(CIM_DATA) serve --port $(PORT)
+
+## bench: CityGML import vs raw lxml iterparse (figures go to docs/benchmarks.md by hand)
+bench: install
+	$(BIN)/python benchmarks/bench_citygml_import.py
+
+clean:
+	rm -rf $(VENV) server/static/vendor server/viewer/node_modules .pytest_cache build

@@ -1,0 +1,106 @@
+"""Orchestration shared by the CLI and the HTTP jobs: files -> store -> published tiles.
+
+This is the one place that joins converters and tiling (the dependency rule keeps them apart).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import converters
+import tiling
+from cim.crs import Frame
+from cim.errors import InputError
+from cim.ingest import ingest
+from cim.store import DatasetInfo, SqliteStore, open_store
+
+Progress = Callable[[int, int], None]
+
+DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+RESERVED_NAMES = {"city"}
+STORE_FILE = "city.gpkg"
+TILES_DIR = "tiles"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """The data directory: the store and the published tiles (see docs/layout.md)."""
+
+    root: Path
+
+    @property
+    def store_path(self) -> Path:
+        return self.root / STORE_FILE
+
+    @property
+    def tiles_root(self) -> Path:
+        return self.root / TILES_DIR
+
+    def open_store(self) -> SqliteStore:
+        return open_store(self.store_path)
+
+
+def check_dataset_name(name: str) -> str:
+    if not DATASET_NAME.fullmatch(name) or name in RESERVED_NAMES:
+        raise InputError(f"'{name}' is not a valid dataset name: use 1-64 letters, digits, '_', '-' or '.', "
+                         f"starting with a letter or digit (and not {', '.join(sorted(RESERVED_NAMES))})", dataset=name)
+    return name
+
+
+def dataset_name_for(paths: Sequence[Path]) -> str:
+    """A dataset name derived from the first file's name."""
+    stem = paths[0].name.split(".")[0]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")[:64] or "dataset"
+    if not name[0].isalnum():
+        name = "d" + name
+    return name if name not in RESERVED_NAMES else name + "-1"
+
+
+def import_files(store: SqliteStore, dataset: str, paths: Sequence[Path], *, frame: Frame | None = None,
+                 progress: Progress | None = None) -> DatasetInfo:
+    """Convert ``paths`` into dataset ``dataset`` (replacing it atomically)."""
+    check_dataset_name(dataset)
+    options = converters.ConvertOptions(frame=frame)
+    readings = [converters.open_input(p, options) for p in paths]
+    return ingest(store, dataset, readings, progress=progress)
+
+
+def publish(data: DataDir, store: SqliteStore, dataset: str, *, format: str = "1.1",
+            progress: Progress | None = None) -> Path:
+    """Build and atomically publish the tileset of ``dataset``."""
+    return tiling.publish_tileset(store, dataset, data.tiles_root, format=format, progress=progress)
+
+
+def convert(paths: Sequence[Path], out_dir: Path, *, frame: Frame | None = None, format: str = "1.1",
+            import_progress: Progress | None = None, tile_progress: Progress | None = None) -> tuple[DatasetInfo, tiling.TilesetSummary]:
+    """One shot: files -> tileset in ``out_dir``, through a temporary store.
+
+    ``out_dir`` is replaced only when the whole conversion succeeded.
+    """
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cim-convert-") as tmp:
+        store = open_store(Path(tmp) / STORE_FILE)
+        try:
+            name = dataset_name_for(paths)
+            info = import_files(store, name, paths, frame=frame, progress=import_progress)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+            try:
+                summary = tiling.build_tileset(store, name, staging, format=format, progress=tile_progress)
+                if out_dir.exists():
+                    old = out_dir.with_name(f".{out_dir.name}.old-{staging.name[-8:]}")
+                    out_dir.rename(old)
+                    staging.rename(out_dir)
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    staging.rename(out_dir)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        finally:
+            store.close()
+    return info, summary

@@ -1,0 +1,128 @@
+"""Contract of the store interface (cim.store.base.Store), run against every implementation."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyogrio
+import pytest
+from shapely.geometry import box
+
+from cim import CityClass, Feature, Source
+from cim.errors import DatasetNotFoundError, EmptyInputError, StoreError
+from cim.ingest import ingest
+from cim.store import SqliteStore, open_store
+from tests.cim_helpers import FakeReading, box_mesh, district
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqliteStore]:
+    s = open_store(tmp_path / "city.gpkg")
+    yield s
+    s.close()
+
+
+def test_ingest_round_trip(store: SqliteStore) -> None:
+    info = ingest(store, "d1", [FakeReading(district(20))])
+    assert info.feature_count == 20 and info.class_counts == {"Building": 20}
+    assert info.frame["horizontal"] == 5899
+    west, south, east, north = info.bbox
+    assert 108.0 < west < east < 108.3 and 15.9 < south < north < 16.2
+    assert info.height_range == (0.0, 29.0)
+    features = {f.id: f for f in store.iter_features("d1")}
+    assert features["b3"].attributes == {"measuredHeight": 13.0, "function": "office", "employees": 3}
+    assert features["b3"].source == Source("fake.gml", "bldg:Building")
+
+
+def test_feature_index_and_geometry(store: SqliteStore) -> None:
+    ingest(store, "d1", [FakeReading(district(5))])
+    index = store.feature_index("d1")
+    assert len(index) == 5 and list(index.triangles) == [12] * 5
+    assert index.bounds[0] == pytest.approx([536000, 1777000, 0, 536010, 1777010, 10])
+    loaded = store.load_features(index.keys[:2])
+    mesh = loaded[0].geometry[2]
+    assert np.allclose(mesh.vertices, box_mesh(536000, 1777000).vertices, atol=1e-3)
+    assert list(mesh.surfaces) == list(box_mesh(0, 0).surfaces)
+
+
+def test_footprints_bbox_query(store: SqliteStore) -> None:
+    ingest(store, "d1", [FakeReading(district(20))])
+    everything = list(store.footprints())
+    assert len(everything) == 20
+    first = next(f for f in everything if f.feature_id == "b0")
+    w, s, e, n = first.geometry.bounds
+    window = (w - 1e-7, s - 1e-7, e + 1e-7, n + 1e-7)
+    hits = list(store.footprints(window))
+    assert [h.feature_id for h in hits] == ["b0"]
+    assert first.geometry.area > 0 and first.height_max == 10.0
+
+
+def test_replace_is_atomic_on_failure(store: SqliteStore) -> None:
+    ingest(store, "d1", [FakeReading(district(10))])
+    with pytest.raises(ValueError):
+        ingest(store, "d1", [FakeReading(district(20), fail_after=15)])
+    assert store.get_dataset("d1").feature_count == 10
+    assert len(list(store.iter_features("d1"))) == 10
+    assert len(list(store.footprints(dataset="d1"))) == 10
+
+
+def test_replace_bumps_version(store: SqliteStore) -> None:
+    ingest(store, "d1", [FakeReading(district(3))])
+    info = ingest(store, "d1", [FakeReading(district(4))])
+    assert info.version == 2 and info.feature_count == 4
+    assert len(list(store.footprints(dataset="d1"))) == 4
+
+
+def test_datasets_are_separate(store: SqliteStore) -> None:
+    ingest(store, "a", [FakeReading(district(3))])
+    ingest(store, "b", [FakeReading(district(5, x0=537000))])
+    assert [d.name for d in store.list_datasets()] == ["a", "b"]
+    store.delete_dataset("a")
+    assert [d.name for d in store.list_datasets()] == ["b"]
+    with pytest.raises(DatasetNotFoundError):
+        store.get_dataset("a")
+    assert len(list(store.footprints())) == 5
+
+
+def test_empty_input_is_refused(store: SqliteStore) -> None:
+    with pytest.raises(EmptyInputError):
+        ingest(store, "d1", [FakeReading([])])
+    assert store.list_datasets() == []
+
+
+def test_duplicate_ids_are_refused(store: SqliteStore) -> None:
+    features = district(2)
+    features[1].id = features[0].id
+    with pytest.raises(StoreError, match="duplicate"):
+        ingest(store, "d1", [FakeReading(features)])
+    assert store.list_datasets() == []
+
+
+def test_building_with_parts_uses_given_footprint(store: SqliteStore) -> None:
+    parent = Feature("b", CityClass.BUILDING, Source("f", "bldg:Building"), footprint=box(536000, 1777000, 536010, 1777010))
+    part = Feature("p", CityClass.BUILDING_PART, Source("f", "bldg:BuildingPart"), parent="b",
+                   geometry={2: box_mesh(536000, 1777000)})
+    ingest(store, "d1", [FakeReading([parent, part])])
+    rows = list(store.footprints())
+    assert [r.feature_id for r in rows] == ["b"]  # parts have no footprint row of their own
+
+
+def test_gdal_opens_the_store(store: SqliteStore) -> None:
+    ingest(store, "d1", [FakeReading(district(7))])
+    layers = dict(pyogrio.list_layers(store.path))
+    assert layers["footprints"] == "MultiPolygon"
+    info = pyogrio.read_info(store.path, layer="footprints")
+    assert info["features"] == 7 and info["crs"] == "EPSG:4326"
+    assert info["capabilities"]["fast_spatial_filter"]  # the R*Tree index is recognised
+    meta, fids, geometry, fields = pyogrio.raw.read(store.path, layer="footprints", read_geometry=True)
+    assert len(geometry) == 7
+    names = list(meta["fields"])
+    assert set(fields[names.index("feature_id")]) == {f"b{i}" for i in range(7)}
+
+
+def test_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gpkg"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        open_store(bad)
