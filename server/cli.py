@@ -200,7 +200,7 @@ def serve(obj: _Context, host: str, port: int) -> None:
     env["CIM_DATA"] = str(obj.data)
     app = create_app(settings_from_env(env))
     click.echo(f"serving {obj.data} on http://{host}:{port}/", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)  # the app logs requests itself
 
 
 @cli.command()
