@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
@@ -14,33 +15,46 @@ from cim.mesh import Mesh
 _MIN_AREA = 1e-6  # m², triangles smaller than this in plan view are walls seen edge-on
 
 
-def footprint_from_meshes(meshes: Iterable[Mesh]) -> BaseGeometry | None:
-    """The union of the plan-view projections of the meshes' triangles, as a (Multi)Polygon.
+def footprint_from_meshes(meshes: Iterable[Mesh]) -> MultiPolygon | None:
+    """The plan-view outline of the meshes as a MultiPolygon, or None without plan area.
 
-    Ground surfaces alone are used when the meshes have any (fast and exact for LOD2 and up);
-    otherwise every triangle that is not vertical. Returns None when nothing has plan area.
+    Uses the triangles that cover the ground once: GroundSurface triangles when there are any
+    (LOD2+), otherwise the downward-facing triangles (the bottom of a solid), otherwise the
+    upward-facing ones (roofs of open surfaces). Those form a coverage, so their union is a fast
+    coverage union; anything else falls back to a full union.
     """
-    meshes = [m for m in meshes if not m.is_empty]
-    if not meshes:
-        return None
-    mesh = Mesh.concat(meshes)
-    tris = mesh.vertices[mesh.triangles][:, :, :2]
-    ground = mesh.surfaces == SurfaceType.GROUND
-    if ground.any():
-        tris = tris[ground]
-    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
-    area = 0.5 * np.abs((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1]))
-    tris = tris[area > _MIN_AREA]
+    tris = np.concatenate([_ground_cover(m) for m in meshes if not m.is_empty] or [np.zeros((0, 3, 2))])
     if len(tris) == 0:
         return None
     polys = shapely.polygons(tris)
-    merged = shapely.union_all(polys, grid_size=None)
-    merged = shapely.make_valid(merged)
+    try:
+        merged = shapely.coverage_union_all(polys)
+        exact = merged.is_valid and abs(merged.area - float(_plan_area(tris).sum())) <= 1e-6 * max(merged.area, 1.0)
+    except shapely.errors.GEOSException:  # not a clean coverage (e.g. overlapping ground surfaces)
+        exact = False
+    if not exact:
+        merged = shapely.make_valid(shapely.union_all(polys))
     parts = [g for g in getattr(merged, "geoms", [merged]) if isinstance(g, Polygon) and g.area > _MIN_AREA]
-    if not parts:
-        return None
-    # close slivers left by float noise between adjacent triangles
-    result = shapely.union_all([p.buffer(0) for p in parts])
-    if isinstance(result, Polygon):
-        return MultiPolygon([result])
-    return MultiPolygon([g for g in getattr(result, "geoms", []) if isinstance(g, Polygon)]) or None
+    return MultiPolygon(parts) if parts else None
+
+
+def _plan_area(tris: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    a, b, c = tris[:, 0], tris[:, 1], tris[:, 2]
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1]))
+
+
+def _ground_cover(mesh: Mesh) -> npt.NDArray[np.float64]:
+    """(n, 3, 2) plan-view triangles of ``mesh`` that cover its ground once, counter-clockwise."""
+    tris = mesh.vertices[mesh.triangles][:, :, :2]
+    signed = _plan_area(tris)
+    ground = mesh.surfaces == SurfaceType.GROUND
+    if ground.any():
+        pick = ground & (np.abs(signed) > _MIN_AREA)
+    else:
+        pick = signed < -_MIN_AREA  # facing down
+        if not pick.any():
+            pick = signed > _MIN_AREA
+    out = tris[pick]
+    flip = signed[pick] < 0
+    out[flip] = out[flip][:, ::-1]
+    return out

@@ -1,7 +1,7 @@
 """Triangle meshes with a semantic surface type per triangle, and their compact binary form.
 
-Coordinates are in the dataset's source frame (its CRS, or its local placed frame), metres after
-unit conversion, z up. The blob stores a float64 origin and float32 offsets from it, which keeps
+Coordinates are in the dataset's source frame (its CRS and its units, or a local placed frame),
+z up. The blob stores a float64 origin and float32 offsets from it, which keeps
 sub-millimetre precision for anything up to a few kilometres across.
 """
 from __future__ import annotations
@@ -46,11 +46,13 @@ class Mesh:
         return len(self.triangles) == 0
 
     def bounds(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """(min xyz, max xyz) of the vertices actually used by triangles."""
-        used = self.vertices[np.unique(self.triangles)] if len(self.triangles) else self.vertices
-        if len(used) == 0:
-            raise ValueError("empty mesh has no bounds")
-        return used.min(axis=0), used.max(axis=0)
+        """(min xyz, max xyz) of the vertices (computed once; meshes are not mutated)."""
+        cached = self.__dict__.get("_bounds")
+        if cached is None:
+            if len(self.vertices) == 0:
+                raise ValueError("empty mesh has no bounds")
+            cached = self.__dict__["_bounds"] = (self.vertices.min(axis=0), self.vertices.max(axis=0))
+        return cached
 
     @staticmethod
     def concat(meshes: "list[Mesh]") -> "Mesh":
