@@ -1,0 +1,26 @@
+"""3D Tiles from the CIM store: a dataset -> tile tree -> glb (3D Tiles 1.1, EXT_mesh_features +
+EXT_structural_metadata) or b3dm (3D Tiles 1.0) contents, published atomically.
+
+Public API:
+
+* :func:`build_tileset` writes a dataset's tileset into a folder and returns a :class:`TilesetSummary`;
+* :func:`publish_tileset` builds into a staging folder and publishes it as the next version
+  (``tiles_root/<dataset>/v<N>``, ``CURRENT``); :func:`current_tileset_dir` resolves it;
+* :func:`city_tileset` builds the city tileset over the datasets' tilesets (external tilesets);
+* :func:`read_glb`, :func:`read_property_table`, :func:`read_b3dm` read contents back (tests, tools).
+
+This package depends on :mod:`cim` only (never on converters or the server).
+"""
+from tiling.b3dm import read_b3dm
+from tiling.build import FORMATS, TilesetSummary, build_tileset
+from tiling.city import city_tileset, dataset_child_uri, tileset_region
+from tiling.feature_metadata import read_property_table
+from tiling.glb import read_glb
+from tiling.partition import PartitionParams
+from tiling.publish import current_tileset_dir, is_dataset_name, publish_tileset, publish_tileset_with_summary
+
+__all__ = [
+    "FORMATS", "PartitionParams", "TilesetSummary", "build_tileset", "city_tileset", "current_tileset_dir",
+    "dataset_child_uri", "is_dataset_name", "publish_tileset", "publish_tileset_with_summary", "read_b3dm",
+    "read_glb", "read_property_table", "tileset_region",
+]
