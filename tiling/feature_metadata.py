@@ -69,12 +69,13 @@ class FeatureRecord:
 def feature_record(feature: Feature, dataset: str, z_range: tuple[float, float] | None) -> FeatureRecord:
     """Fixed property values of ``feature``; ``z_range`` is its (zmin, zmax) in metres."""
     attrs = feature.attributes
-    zmin, zmax = z_range if z_range is not None else (None, None)
+    # mesh blobs keep millimetres (float32 offsets): round so that a click shows 11.356, not 11.356000022
+    zmin, zmax = (round(z_range[0], 3), round(z_range[1], 3)) if z_range is not None else (None, None)
     height = _float_or_none(attrs.get("measuredHeight"))
     if height is not None and height <= 0:  # 0 is a common placeholder (e.g. Potsdam LoD1)
         height = None
     if height is None and zmin is not None and zmax is not None:
-        height = zmax - zmin
+        height = round(zmax - zmin, 3)
     values = {
         "id": feature.id, "class": feature.city_class.value, "name": feature.name, "parent": feature.parent,
         "height": height, "zmin": zmin, "zmax": zmax,

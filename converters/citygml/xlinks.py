@@ -1,0 +1,143 @@
+"""``xlink:href`` geometry references: resolution within a city object and, best effort, to
+polygons seen earlier in the file; and the rule that keeps shared polygons from being meshed twice.
+
+CityGML files commonly define each polygon once, in a thematic surface (``WallSurface``...), and
+let the feature's ``lodNSolid`` reference it. The rule, per city object and LOD:
+
+* polygons of thematic surfaces (SEMANTIC) and of openings' own geometry (OPENING) are always kept;
+* a feature's own solid / multi-surface polygons (DIRECT) are dropped when a thematic surface or an
+  opening of the same city object already carries them (matched by ``gml:id``), and a DIRECT
+  reference to the same target with the same orientation is used once per feature and LOD.
+
+References are looked up in the city object first, then in a bounded map of polygons seen earlier
+in the file (:class:`SeenPolygons`); unresolved ones are counted in the report.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from cim.conversion import ConversionReport
+from converters.citygml.polygons import DIRECT, PolygonRecord, RefRecord
+
+_MAX_DEPTH = 8
+
+
+class SeenPolygons:
+    """A bounded first-in-first-out map of polygon ``gml:id`` -> polygon record, for references
+    to polygons of earlier city objects. The caps (polygons, coordinate values) hold memory
+    constant on big files; references to polygons evicted from it are reported as unresolved."""
+
+    def __init__(self, max_polygons: int = 20_000, max_values: int = 1_000_000) -> None:
+        self.max_polygons = max_polygons
+        self.max_values = max_values
+        self._map: dict[str, PolygonRecord] = {}
+        self._sizes: dict[str, int] = {}
+        self._values = 0
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def add(self, records: list[PolygonRecord]) -> None:
+        """Remember the polygons of one city object that have a ``gml:id``."""
+        new = {r.pid: r for r in records if r.pid is not None and r.rings is not None}
+        if not new:
+            return
+        for pid in new.keys() & self._map.keys():
+            del self._map[pid]
+            self._values -= self._sizes.pop(pid)
+        sizes = {pid: r.rings[0].size for pid, r in new.items()}  # type: ignore[index]  # exterior ring
+        self._map.update(new)
+        self._sizes.update(sizes)
+        self._values += sum(sizes.values())
+        if len(self._map) > self.max_polygons or self._values > self.max_values:
+            self._evict()
+
+    def _evict(self) -> None:
+        keys = iter(list(self._map))
+        while len(self._map) > self.max_polygons * 3 // 4 or self._values > self.max_values * 3 // 4:
+            pid = next(keys, None)
+            if pid is None:
+                break
+            del self._map[pid]
+            self._values -= self._sizes.pop(pid)
+
+    def get(self, pid: str) -> PolygonRecord | None:
+        return self._map.get(pid)
+
+
+class _Resolver:
+    def __init__(self, records: list[PolygonRecord], refs: list[RefRecord], seen: SeenPolygons) -> None:
+        self.seen = seen
+        self.index: dict[str, list[tuple[PolygonRecord | RefRecord, bool]]] = {}
+        for rec in [*records, *refs]:
+            for gid, flip_above in rec.path:
+                self.index.setdefault(gid, []).append((rec, flip_above))
+
+    def targets(self, href: str, chain: tuple[str, ...] = ()) -> Iterator[tuple[PolygonRecord, bool, bool]]:
+        """(polygon record, flip relative to the reference, whether it is in this city object).
+        ``chain`` holds the references being followed: cycles and deep chains stop there."""
+        hits = self.index.get(href)
+        if hits:
+            chain = (*chain, href)
+            for rec, flip_above in hits:
+                rel = rec.flip ^ flip_above
+                if isinstance(rec, PolygonRecord):
+                    yield rec, rel, True
+                elif len(chain) < _MAX_DEPTH and rec.href not in chain:
+                    for target, flip, local in self.targets(rec.href, chain):
+                        yield target, flip ^ rel, local
+            return
+        hit = self.seen.get(href)
+        if hit is not None:
+            yield hit, False, False
+
+
+def resolve_member(records: list[PolygonRecord], refs: list[RefRecord], seen: SeenPolygons,
+                   report: ConversionReport) -> list[PolygonRecord]:
+    """Apply the rule of the module docstring to one city object's records; returns the
+    polygons to triangulate."""
+    seen.add(records)
+    if not refs:
+        return records
+    items: list[PolygonRecord] = []
+    covered: dict[int, set[str]] = {}  # lod -> ids carried by thematic surfaces and openings
+    for rec in [*records, *refs]:
+        if rec.origin != DIRECT:
+            ids = covered.setdefault(rec.bucket & 7, set())
+            ids.update(gid for gid, _ in rec.path)
+            if isinstance(rec, RefRecord):
+                ids.add(rec.href)
+    for r in records:
+        if r.origin == DIRECT and r.path:
+            ids = covered.get(r.bucket & 7)
+            if ids and any(gid in ids for gid, _ in r.path):
+                continue
+        items.append(r)
+    resolver: _Resolver | None = None
+    used: set[tuple[int, str, bool]] = set()
+    for ref in refs:
+        ids = covered.get(ref.bucket & 7, set())
+        if ref.origin == DIRECT:
+            if ref.href in ids or (ref.bucket, ref.href, ref.flip) in used:
+                continue
+            used.add((ref.bucket, ref.href, ref.flip))
+        found = False
+        if resolver is None:
+            resolver = _Resolver(records, refs, seen)
+        for target, flip, local in resolver.targets(ref.href):
+            found = True
+            if ref.origin == DIRECT and local and (
+                    (target.bucket == ref.bucket and target.origin == DIRECT)
+                    or any(gid in ids for gid, _ in target.path)):
+                continue  # already in this feature's mesh, or carried by a thematic surface/opening
+            stype = target.stype
+            if ref.origin != DIRECT or stype == 0:
+                stype = ref.stype  # thematic surfaces and openings type what they reference
+            items.append(PolygonRecord(ref.bucket, target.rings, stype, flip ^ ref.flip, (), ref.origin, None,
+                                       target.mesh))
+        if not found:
+            report.skip("unresolved xlink:href geometry reference")
+            if report.skipped["unresolved xlink:href geometry reference"] <= 5:
+                report.warn(f"line {ref.line}: geometry reference '#{ref.href}' points at nothing in this city "
+                            "object nor at a polygon seen earlier in the file; it was left out")
+    return items
