@@ -209,3 +209,18 @@ def test_b3dm_header_feature_and_batch_table() -> None:
     assert sorted(set(batch_ids.tolist())) == [0.0, 1.0]
     with pytest.raises(ValueError):
         write_b3dm(glb, 3, batch_table(records, keys))
+
+
+def test_unlabelled_building_triangles_are_shaded_by_orientation() -> None:
+    # a LOD1 block without semantic surfaces (like Potsdam_LoD1.gml): roof red, walls grey
+    v = np.array([[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 0, 5], [10, 0, 5], [10, 10, 5]], float)
+    tris = np.array([[3, 4, 5], [0, 1, 4]], np.uint32)  # a roof triangle (up) and a wall triangle (vertical)
+    prim = build_primitive([FeatureMesh(v, tris, np.zeros(2, np.uint8), 0, CityClass.BUILDING)])
+    enu = gltf_to_enu(prim.positions.astype(np.float64))
+    roof = prim.colors[enu[:, 2] == 5.0]
+    wall = prim.colors[(enu[:, 2] == 0.0)]
+    assert (roof == COLOR_TABLE[SurfaceType.ROOF]).all(axis=1).any()
+    assert (wall == COLOR_TABLE[SurfaceType.WALL]).all(axis=1).all()
+    # a generic-class feature that is not a building keeps its undefined colour
+    other = build_primitive([FeatureMesh(v, tris, np.zeros(2, np.uint8), 0, CityClass.LAND_USE)])
+    assert not (other.colors == COLOR_TABLE[SurfaceType.ROOF]).all(axis=1).any()

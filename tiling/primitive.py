@@ -63,6 +63,14 @@ CLASS_SURFACE: dict[CityClass, SurfaceType] = {
     CityClass.PLANT_COVER: SurfaceType.VEGETATION, CityClass.SOLITARY_VEGETATION_OBJECT: SurfaceType.VEGETATION,
 }
 
+#: classes whose unlabelled triangles are shaded by orientation (roof up, wall vertical, ground down)
+SHADED_BY_ORIENTATION = frozenset({
+    CityClass.BUILDING, CityClass.BUILDING_PART, CityClass.BUILDING_INSTALLATION, CityClass.BRIDGE,
+    CityClass.BRIDGE_PART, CityClass.TUNNEL, CityClass.TUNNEL_PART, CityClass.GENERIC_CITY_OBJECT,
+    CityClass.CITY_FURNITURE, CityClass.BUILDING_CONSTRUCTIVE_ELEMENT,
+})
+_UP = 0.3  # |normal z| above this: a roof (up) or a ground/underside (down)
+
 
 def enu_to_gltf(xyz: Array) -> Array:
     """(E, N, U) -> glTF y-up (E, U, -N)."""
@@ -132,6 +140,11 @@ def build_primitive(meshes: list[FeatureMesh]) -> PrimitiveArrays:
         default = CLASS_SURFACE.get(m.city_class)
         if default is not None:
             surf[surf == SurfaceType.UNDEFINED] = int(default)
+        elif m.city_class in SHADED_BY_ORIENTATION:  # display only: e.g. LOD1 solids without semantics
+            nz = cross[:, 2] / length
+            undefined = surf == SurfaceType.UNDEFINED
+            surf[undefined] = np.where(nz[undefined] > _UP, SurfaceType.ROOF,
+                                       np.where(nz[undefined] < -_UP, SurfaceType.GROUND, SurfaceType.WALL))
         verts.append(v)
         corners.append(tri + offset)
         normals.append(cross / length[:, None])
