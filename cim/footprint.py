@@ -7,7 +7,6 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
-from shapely.geometry.base import BaseGeometry
 
 from cim.classes import SurfaceType
 from cim.mesh import Mesh

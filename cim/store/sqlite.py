@@ -259,7 +259,7 @@ class SqliteDatasetWriter:
         self._next_key = (self._conn.execute("SELECT COALESCE(MAX(key), 0) FROM cim_features").fetchone()[0]) + 1
         return self
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._open:
             self._conn.execute("ROLLBACK")
             self._open = False
