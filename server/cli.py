@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from cim import errors
 from cim.crs import Frame, user_frame
+from server.layout import DataDir
 
 EXIT_CODES: list[tuple[type[errors.CimError], int]] = [  # first match wins
     (errors.CrsError, 4),
@@ -125,7 +126,7 @@ def import_(obj: _Context, inputs: tuple[Path, ...], dataset: str | None, crs: s
     """Import files into one dataset of the city store (replacing a dataset of the same name)."""
     from server import pipeline
 
-    data = pipeline.DataDir(obj.data)
+    data = DataDir(obj.data)
     name = pipeline.check_dataset_name(dataset or pipeline.dataset_name_for(list(inputs)))
     store = data.open_store()
     try:
@@ -149,9 +150,8 @@ def import_(obj: _Context, inputs: tuple[Path, ...], dataset: str | None, crs: s
 @click.pass_obj
 def tile(obj: _Context, datasets: tuple[str, ...], fmt: str) -> None:
     """Build and publish the tilesets of DATASETS (default: every dataset)."""
-    from server import pipeline
 
-    data = pipeline.DataDir(obj.data)
+    data = DataDir(obj.data)
     store = data.open_store()
     try:
         names = list(datasets) or [d.name for d in store.list_datasets()]
@@ -175,9 +175,8 @@ def _tile(data: Any, store: Any, names: list[str], fmt: str) -> None:
 @click.pass_obj
 def datasets_(obj: _Context) -> None:
     """List the datasets in the store."""
-    from server import pipeline
 
-    store = pipeline.DataDir(obj.data).open_store()
+    store = DataDir(obj.data).open_store()
     try:
         for d in store.list_datasets():
             click.echo(f"{d.name}\t{d.feature_count} features\t{_counts(d.class_counts)}\tv{d.version}\t{d.updated}")
@@ -213,7 +212,7 @@ def demo(ctx: click.Context, host: str, port: int, do_serve: bool) -> None:
     from server import pipeline
 
     obj: _Context = ctx.obj
-    data = pipeline.DataDir(obj.data)
+    data = DataDir(obj.data)
     source = obj.data / "demo-input" / "danang_hitech_park_citygml2.gml"
     source.parent.mkdir(parents=True, exist_ok=True)
     if not DEMO_GENERATOR.is_file():

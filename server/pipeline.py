@@ -8,7 +8,6 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import converters
@@ -17,31 +16,12 @@ from cim.crs import Frame
 from cim.errors import InputError
 from cim.ingest import ingest
 from cim.store import DatasetInfo, SqliteStore, open_store
+from server.layout import STORE_FILE, DataDir
 
 Progress = Callable[[int, int], None]
 
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 RESERVED_NAMES = {"city"}
-STORE_FILE = "city.gpkg"
-TILES_DIR = "tiles"
-
-
-@dataclass(frozen=True)
-class DataDir:
-    """The data directory: the store and the published tiles (see docs/layout.md)."""
-
-    root: Path
-
-    @property
-    def store_path(self) -> Path:
-        return self.root / STORE_FILE
-
-    @property
-    def tiles_root(self) -> Path:
-        return self.root / TILES_DIR
-
-    def open_store(self) -> SqliteStore:
-        return open_store(self.store_path)
 
 
 def check_dataset_name(name: str) -> str:

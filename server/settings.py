@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cim.errors import InputError
+from server.layout import DataDir
 
-STORE_FILE = "city.gpkg"  # docs/layout.md
-TILES_DIR = "tiles"
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 _SIZE = re.compile(r"\s*(\d+)\s*([KMG]?)i?B?\s*", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
@@ -39,11 +38,11 @@ class Settings:
 
     @property
     def store_path(self) -> Path:
-        return self.data_dir / STORE_FILE
+        return DataDir(self.data_dir).store_path
 
     @property
     def tiles_root(self) -> Path:
-        return self.data_dir / TILES_DIR
+        return DataDir(self.data_dir).tiles_root
 
 
 def settings_from_env(env: Mapping[str, str]) -> Settings:
