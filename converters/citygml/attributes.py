@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from lxml import etree
 
-from cim.conversion import ConversionReport
 from cim.feature import AttributeValue
 from converters.citygml.namespaces import XLINK_HREF, split_tag
+from converters.citygml.notes import Notes
 
 Attributes = dict[str, AttributeValue]
 
@@ -72,9 +72,9 @@ def _text(el: etree._Element) -> str | None:
 class AttributeReader:
     """Reads attributes into a feature's dict; unit problems go to the report."""
 
-    def __init__(self, report: ConversionReport) -> None:
-        self.report = report
-        self._warned_units: set[str] = set()
+    def __init__(self, notes: Notes) -> None:
+        self.report = notes.report
+        self.notes = notes
 
     # --- simple properties -------------------------------------------------------------------
     def simple(self, prop: etree._Element, name: str, attrs: Attributes) -> None:
@@ -104,10 +104,8 @@ class AttributeReader:
         factor = length_factor(uom)
         if factor is None:
             attrs[f"{name}.uom"] = uom
-            if uom not in self._warned_units:
-                self._warned_units.add(uom)
-                self.report.warn(f"unit of measure '{uom}' (on {name}) is not a length unit this reader knows; "
-                                 "the value is kept as written and its unit stored in '<name>.uom'")
+            self.notes.warn(("uom", uom), f"unit of measure '{uom}' (on {name}) is not a length unit this reader "
+                            "knows; the value is kept as written and its unit stored in '<name>.uom'")
             return number
         return number * factor
 

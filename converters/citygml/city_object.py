@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from cim.classes import CityClass, SurfaceType
-from cim.conversion import ConversionReport
 from cim.feature import AttributeValue
 from converters.citygml.attributes import AttributeReader
 from converters.citygml.gml_geometry import GeometryCollector
 from converters.citygml.mapping import (DEFAULT_SURFACE, OPENING_CLASSES, ElementKind, Kind, Role,
                                         element_kind, property_role)
 from converters.citygml.namespaces import GML_ENVELOPE, GML_ID, XLINK_HREF
+from converters.citygml.notes import Notes
 from converters.citygml.polygons import DIRECT, OPENING, SEMANTIC, PolygonRecord
 from converters.citygml.srs import SrsTracker
 from converters.citygml.xlinks import SeenPolygons, resolve_member
@@ -43,6 +43,7 @@ class Draft:
     attributes: dict[str, AttributeValue] = field(default_factory=dict)
     relief_lod: int = 1
     children: list["Draft"] = field(default_factory=list)
+    derived_line: int = 0  # the line of a city object without gml:id (its id was derived), else 0
 
 
 @dataclass(slots=True)
@@ -52,19 +53,21 @@ class CityObject:
 
 
 class CityObjectWalker:
-    def __init__(self, file_name: str, file_stem: str, report: ConversionReport, srs: SrsTracker,
-                 seen: SeenPolygons) -> None:
+    def __init__(self, file_name: str, file_stem: str, notes: Notes, srs: SrsTracker,
+                 seen: SeenPolygons, line_offset: int = 0) -> None:
         self.file_stem = file_stem
-        self.report = report
+        self.report = notes.report
+        self.notes = notes
         self.srs = srs
         self.seen = seen
-        self.attrs = AttributeReader(report)
-        self.geometry = GeometryCollector(file_name, report, self._srs_seen)
+        #: added to lxml's line numbers: lines of the file before the part being parsed
+        self.line_offset = line_offset
+        self.attrs = AttributeReader(notes)
+        self.geometry = GeometryCollector(file_name, self.report, self._srs_seen, line_offset)
         self._drafts: list[Draft] = []
         self._first_index = 0
-        self._derived: dict[str, int] = {}
+        self.derived_counts: dict[str, int] = {}
         self.derived_ids = 0
-        self._warned_classes: set[str] = set()
 
     def _srs_seen(self, text: str, line: int) -> None:
         self.srs.seen(text, f"line {line}")
@@ -80,26 +83,26 @@ class CityObjectWalker:
         self._first_index = first_index
         self.geometry.reset()
         self._object(el, kind, None)
-        items = resolve_member(self.geometry.records, self.geometry.refs, self.seen, self.report)
+        items = resolve_member(self.geometry.records, self.geometry.refs, self.seen, self.notes)
         return CityObject(self._drafts, items)
 
     # --- features ------------------------------------------------------------------------------
     def _object(self, el: etree._Element, kind: ElementKind, parent: Draft | None) -> None:
         city_class = kind.city_class or CityClass.GENERIC_CITY_OBJECT
-        if kind.kind == Kind.UNKNOWN and kind.qualified not in self._warned_classes:
-            self._warned_classes.add(kind.qualified)
-            self.report.warn(f"unknown city object class {kind.qualified} (line {el.sourceline}) was read as "
-                             "GenericCityObject; its original class is kept in the feature's source")
+        if kind.kind == Kind.UNKNOWN:
+            self.notes.warn(("class", kind.qualified),
+                            f"unknown city object class {kind.qualified} (line {self._line(el)}) was read as "
+                            "GenericCityObject; its original class is kept in the feature's source")
         gid = el.get(_ID311) or el.get(_ID32)
+        derived_line = 0
         if not gid:
-            n = self._derived.get(kind.local, 0) + 1
-            self._derived[kind.local] = n
-            gid = f"{self.file_stem}:{kind.local}:{n}"
+            n = self.derived_counts.get(kind.local, 0) + 1
+            self.derived_counts[kind.local] = n
+            gid = derived_id(self.file_stem, kind.local, n)
             self.derived_ids += 1
-            if self.derived_ids <= 3:
-                self.report.warn(f"{kind.qualified} at line {el.sourceline} has no gml:id; it was given the id '{gid}'")
+            derived_line = self._line(el) or -1
         draft = Draft(self._first_index + len(self._drafts), gid, city_class, kind.qualified, parent,
-                      int(DEFAULT_SURFACE.get(city_class, SurfaceType.UNDEFINED)))
+                      int(DEFAULT_SURFACE.get(city_class, SurfaceType.UNDEFINED)), derived_line=derived_line)
         self._drafts.append(draft)
         if parent is not None:
             parent.children.append(draft)
@@ -143,7 +146,7 @@ class CityObjectWalker:
             elif role == Role.ENVELOPE:
                 for env in prop:
                     if env.tag in GML_ENVELOPE and env.get("srsName"):
-                        self.srs.seen(env.get("srsName", ""), f"line {env.sourceline}")
+                        self.srs.seen(env.get("srsName", ""), f"line {self._line(env)}")
             elif role == Role.ADDRESS:
                 self.attrs.address(prop, attrs)
             elif role == Role.HEIGHT:
@@ -195,6 +198,17 @@ class CityObjectWalker:
                 self._skip_once(f"implicit geometry ({r.local}, not supported)")
 
     def _skip_once(self, reason: str) -> None:
-        if reason not in self.report.skipped:
-            self.report.warn(f"skipped: {reason}")
+        self.notes.warn(("skip", reason), f"skipped: {reason}")
         self.report.skip(reason)
+
+    def _line(self, el: etree._Element) -> int:
+        return (el.sourceline or 0) + self.line_offset
+
+
+def derived_id(file_stem: str, local: str, n: int) -> str:
+    """The id of the ``n``-th city object of class ``local`` without a ``gml:id``."""
+    return f"{file_stem}:{local}:{n}"
+
+
+def derived_id_warning(qualified: str, line: int, gid: str) -> str:
+    return f"{qualified} at line {line} has no gml:id; it was given the id '{gid}'"

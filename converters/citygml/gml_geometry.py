@@ -58,10 +58,12 @@ _FAST_CODES: dict[str, int] = {
 class GeometryCollector:
     """Collects the polygons of one city object (see the module docstring)."""
 
-    def __init__(self, file_name: str, report: ConversionReport, srs_seen: Callable[[str, int], None]) -> None:
+    def __init__(self, file_name: str, report: ConversionReport, srs_seen: Callable[[str, int], None],
+                 line_offset: int = 0) -> None:
         self.file_name = file_name
         self.report = report
         self.srs_seen = srs_seen
+        self.line_offset = line_offset  # lines of the file before the part being parsed
         self.records: list[PolygonRecord] = []
         self.refs: list[RefRecord] = []
         self.flat_rings = 0
@@ -114,7 +116,7 @@ class GeometryCollector:
         get = root.get
         srs = get("srsName")
         if srs is not None:
-            self.srs_seen(srs, root.sourceline or 0)
+            self.srs_seen(srs, (root.sourceline or 0) + self.line_offset)
         d = get("srsDimension")
         dim = _dimension(d, 3) if d is not None else 3
         gid = get(id_attr)
@@ -133,7 +135,7 @@ class GeometryCollector:
                     break
                 d = el.get("srsDimension")
                 text = el.text
-                if d is None and dim == 3 and text:  # the common case, inlined
+                if (d is None or d == "3") and dim == 3 and text:  # the common case, inlined
                     try:
                         values = np.array(text.split(), dtype=np.float64)
                     except ValueError:
@@ -195,7 +197,7 @@ class GeometryCollector:
         get = el.get
         srs = get("srsName")
         if srs is not None:
-            self.srs_seen(srs, el.sourceline or 0)
+            self.srs_seen(srs, (el.sourceline or 0) + self.line_offset)
         d = get("srsDimension")
         if d is not None:
             dim = _dimension(d, dim)
@@ -206,7 +208,7 @@ class GeometryCollector:
             self.report.skip("xlink:href to another document (not resolved)")
             return
         self.refs.append(RefRecord(self._bucket, href[1:].strip(), self._stype, flip, path, self._origin,
-                                   el.sourceline or 0))
+                                   (el.sourceline or 0) + self.line_offset))
 
     def _polygon(self, el: etree._Element, flip: bool, path: IdPath, dim: int, gid: str | None) -> None:
         rings: list[Array] = []
@@ -321,8 +323,9 @@ class GeometryCollector:
         try:
             return np.array(text.split(), dtype=np.float64)
         except ValueError as exc:
-            raise ParseError(f"{self.file_name} line {el.sourceline}: coordinates are not numbers ({exc})",
-                             file=self.file_name, line=el.sourceline or 0) from exc
+            line = (el.sourceline or 0) + self.line_offset
+            raise ParseError(f"{self.file_name} line {line}: coordinates are not numbers ({exc})",
+                             file=self.file_name, line=line) from exc
 
     def _coords(self, text: str | None, dim: int, el: etree._Element) -> Array | None:
         if not text:

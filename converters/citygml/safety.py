@@ -43,6 +43,7 @@ def _decoder_for(head: bytes) -> "codecs.IncrementalDecoder":
     return codecs.getincrementaldecoder("latin-1")()
 
 
+_LINE_IN_MESSAGE = re.compile(r"\bline (\d+)")
 _NAME_START = re.compile(r"[A-Za-z_:\u00c0-\uffff]")
 
 
@@ -115,15 +116,16 @@ def check_docinfo(tree: "etree._ElementTree", name: str) -> None:
                                 file=name, construct="DOCTYPE")
 
 
-def iterparse(source: IO[bytes] | str | Path, tags: Iterable[str],
+def iterparse(source: "IO[bytes] | str | Path | Any", tags: Iterable[str],
               events: tuple[str, ...] = ("end",)) -> "etree.iterparse":
     """``lxml.etree.iterparse`` with the safe options, reporting ``events`` of ``tags``."""
     return etree.iterparse(source, events=events, tag=sorted(tags), **PARSER_OPTIONS)
 
 
-def syntax_error(exc: etree.XMLSyntaxError, path: Path, at_end_of_file: bool) -> ParseError:
+def syntax_error(exc: etree.XMLSyntaxError, path: Path, at_end_of_file: bool, line_offset: int = 0) -> ParseError:
     """The typed error for an lxml syntax error: :class:`TruncatedFileError` when the parser
-    stopped at the end of the file with elements still open, :class:`ParseError` otherwise."""
+    stopped at the end of the file with elements still open, :class:`ParseError` otherwise.
+    ``line_offset`` is added to the parser's line numbers (a part of the file was parsed)."""
     line, code = exc.lineno or 0, exc.code
     column = exc.position[1] if exc.position else 0
     message = str(exc.msg or exc).split(", line ")[0]
@@ -131,6 +133,9 @@ def syntax_error(exc: etree.XMLSyntaxError, path: Path, at_end_of_file: bool) ->
         fatal = [e for e in exc.error_log if e.level_name == "FATAL"]  # type: ignore[attr-defined]
         if fatal:
             line, column, code, message = fatal[-1].line, fatal[-1].column, fatal[-1].type, fatal[-1].message.strip()
+    if line > 0 and line_offset:
+        line += line_offset
+        message = _LINE_IN_MESSAGE.sub(lambda m: f"line {int(m.group(1)) + line_offset}", message)
     truncated = code == 77 or "Premature end of data" in message or (
         at_end_of_file and _is_end_of_file(path, line, column))
     if truncated and line > 0:

@@ -47,7 +47,7 @@ def _triangulate_batch(polygons: list[PolygonRecord]) -> dict[int, Mesh]:
     polygons.sort(key=lambda p: p.bucket)
     n_poly = len(polygons)
     ring_counts = np.fromiter((len(p.rings) for p in polygons), np.int64, n_poly)  # type: ignore[arg-type]
-    rings = [r for p in polygons for r in p.rings] if ring_counts.max() > 1 else [p.rings[0] for p in polygons]  # type: ignore[index]
+    rings = [r for p in polygons for r in p.rings] if ring_counts.max() > 1 else [p.rings[0] for p in polygons]  # type: ignore[index, union-attr]
     n_rings = len(rings)
     ring_poly = np.repeat(np.arange(n_poly), ring_counts)
     first_ring = np.cumsum(ring_counts) - ring_counts

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from cim.conversion import ConversionReport
+from converters.citygml.notes import Notes
 from converters.citygml.polygons import DIRECT, PolygonRecord, RefRecord
 
 _MAX_DEPTH = 8
@@ -69,7 +69,8 @@ class _Resolver:
     def __init__(self, records: list[PolygonRecord], refs: list[RefRecord], seen: SeenPolygons) -> None:
         self.seen = seen
         self.index: dict[str, list[tuple[PolygonRecord | RefRecord, bool]]] = {}
-        for rec in [*records, *refs]:
+        both: list[PolygonRecord | RefRecord] = [*records, *refs]
+        for rec in both:
             for gid, flip_above in rec.path:
                 self.index.setdefault(gid, []).append((rec, flip_above))
 
@@ -93,7 +94,7 @@ class _Resolver:
 
 
 def resolve_member(records: list[PolygonRecord], refs: list[RefRecord], seen: SeenPolygons,
-                   report: ConversionReport) -> list[PolygonRecord]:
+                   notes: Notes) -> list[PolygonRecord]:
     """Apply the rule of the module docstring to one city object's records; returns the
     polygons to triangulate."""
     seen.add(records)
@@ -101,7 +102,8 @@ def resolve_member(records: list[PolygonRecord], refs: list[RefRecord], seen: Se
         return records
     items: list[PolygonRecord] = []
     covered: dict[int, set[str]] = {}  # lod -> ids carried by thematic surfaces and openings
-    for rec in [*records, *refs]:
+    both: list[PolygonRecord | RefRecord] = [*records, *refs]
+    for rec in both:
         if rec.origin != DIRECT:
             ids = covered.setdefault(rec.bucket & 7, set())
             ids.update(gid for gid, _ in rec.path)
@@ -109,8 +111,8 @@ def resolve_member(records: list[PolygonRecord], refs: list[RefRecord], seen: Se
                 ids.add(rec.href)
     for r in records:
         if r.origin == DIRECT and r.path:
-            ids = covered.get(r.bucket & 7)
-            if ids and any(gid in ids for gid, _ in r.path):
+            lod_ids = covered.get(r.bucket & 7)
+            if lod_ids and any(gid in lod_ids for gid, _ in r.path):
                 continue
         items.append(r)
     resolver: _Resolver | None = None
@@ -136,8 +138,7 @@ def resolve_member(records: list[PolygonRecord], refs: list[RefRecord], seen: Se
             items.append(PolygonRecord(ref.bucket, target.rings, stype, flip ^ ref.flip, (), ref.origin, None,
                                        target.mesh))
         if not found:
-            report.skip("unresolved xlink:href geometry reference")
-            if report.skipped["unresolved xlink:href geometry reference"] <= 5:
-                report.warn(f"line {ref.line}: geometry reference '#{ref.href}' points at nothing in this city "
-                            "object nor at a polygon seen earlier in the file; it was left out")
+            notes.report.skip("unresolved xlink:href geometry reference")
+            notes.warn("unresolved", f"line {ref.line}: geometry reference '#{ref.href}' points at nothing in this "
+                       "city object nor at a polygon seen earlier in the file; it was left out", limit=5)
     return items

@@ -1,0 +1,201 @@
+"""Reading a big CityGML file on every core: chunks of top-level members parsed in worker processes.
+
+The main process has already refused DTDs (:func:`safety.check_prolog`) and read the root start
+tag; :mod:`converters.citygml.chunks` finds member boundaries every few MB. Each chunk is parsed
+in a worker process (``forkserver`` start method, never a plain fork of a process that may run
+threads) by the same :class:`MemberStream` as a sequential read, which returns the finished
+features (meshes, footprints and mesh bounds included) with the chunk's report. The main process
+yields them in document order, keeping at most ``workers + 1`` chunks submitted, and merges:
+
+* reports (counts, skips, warnings; limited warnings keep their limits, :mod:`notes`);
+* ``srsName`` declarations: every worker starts from the root envelope's CRS, a different one in
+  any chunk raises the same :class:`CrsContradictionError` as a sequential read;
+* ids derived for city objects without ``gml:id`` (numbered per chunk, renumbered here).
+
+A chunk that is not well-formed (a truncated file, a syntax error, or a boundary that was not one)
+makes the main process read the rest of the file from that chunk's start itself, as one piece:
+the error, if real, is then raised exactly as a sequential read raises it (same line numbers).
+
+Limit: ``xlink:href`` references to polygons of city objects in an earlier chunk are not resolved
+(each chunk starts with an empty map of earlier polygons); they are counted and reported like any
+unresolved reference.
+"""
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Hashable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from cim.conversion import ConversionReport
+from cim.errors import ParseError
+from cim.feature import Feature
+from converters.citygml.chunks import Chunk, ChunkSource, Layout, chunks
+from converters.citygml.city_object import derived_id, derived_id_warning
+from converters.citygml.members import MemberStream, finish_warnings
+from converters.citygml.notes import Notes, merge_report
+from converters.citygml.srs import SrsTracker
+from converters.citygml.xlinks import SeenPolygons
+
+if TYPE_CHECKING:
+    from converters.citygml.reader import CityGmlReading
+
+CRS_SEARCH_FEATURES = 1000  # city objects held while looking for a first srsName
+
+
+@dataclass
+class ChunkResult:
+    features: list[Feature] = field(default_factory=list)
+    report: ConversionReport = field(default_factory=ConversionReport)
+    keyed: dict[int, tuple[Hashable, int]] = field(default_factory=dict)
+    srs: tuple[str, str] | None = None      # the chunk's first srsName and where
+    derived: list[tuple[int, int]] = field(default_factory=list)  # (position, line) of derived ids
+    derived_counts: dict[str, int] = field(default_factory=dict)  # class -> ids derived
+    flat_rings: int = 0
+    objects: int = 0
+    not_well_formed: bool = False
+
+
+def read_chunk(path: Path, lay: Layout, chunk: Chunk) -> ChunkResult:
+    """Parse one chunk (in a worker process)."""
+    report = ConversionReport(source=path.name)
+    notes = Notes(report)
+    srs = SrsTracker(path.name, report, None)
+    if lay.root_srs:
+        srs.seen(lay.root_srs, "root gml:Envelope")
+    stream = MemberStream(path, notes, srs, SeenPolygons(), line_offset=chunk.line_offset, defer_derived_ids=True)
+    result = ChunkResult(report=report, keyed=notes.keyed)
+    with ChunkSource(path, lay, chunk) as src:
+        try:
+            for batch in stream.batches(src, lambda: True, lambda: src.tell() >= lay.total):
+                result.features.extend(batch)
+        except ParseError as exc:
+            if not isinstance(exc.__cause__, etree.XMLSyntaxError):
+                raise
+            return ChunkResult(not_well_formed=True)
+    result.srs = (srs.declared, srs.where) if srs.declared is not None else None
+    result.derived = stream.derived
+    result.derived_counts = dict(stream.walker.derived_counts)
+    result.flat_rings = stream.walker.geometry.flat_rings
+    result.objects = stream.read_objects
+    return result
+
+
+class ParallelRead:
+    """The main process's side: submit chunks, merge results, yield features in order."""
+
+    def __init__(self, reading: CityGmlReading, lay: Layout, chunk_bytes: int, workers: int) -> None:
+        self.reading = reading
+        self.lay = lay
+        self.chunk_bytes = chunk_bytes
+        self.workers = workers
+        self.notes = reading.notes
+        self.derived_counts: dict[str, int] = {}
+        self.derived_ids = 0
+        self.flat_rings = 0
+        self.objects = 0
+
+    def features(self) -> Iterator[Feature]:
+        reading, path = self.reading, self.reading.path
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["converters.citygml.parallel"])
+        pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        pending: deque[tuple[Chunk, Future[ChunkResult]]] = deque()
+        todo = chunks(path, self.lay, self.chunk_bytes)
+        held: list[Feature] = []
+        try:
+            def submit() -> None:
+                chunk = next(todo, None)
+                if chunk is not None:
+                    pending.append((chunk, pool.submit(read_chunk, path, self.lay, chunk)))
+
+            for _ in range(self.workers + 1):
+                submit()
+            while pending:
+                chunk, future = pending.popleft()
+                result = future.result()
+                if result.not_well_formed:
+                    for _, later in pending:
+                        later.cancel()
+                    pending.clear()
+                    yield from self._release(held)
+                    held = []
+                    yield from self._rest_in_process(chunk)
+                    return
+                submit()
+                self._merge(result)
+                reading.bytes_read = chunk.end
+                held.extend(result.features)
+                if self._may_release():
+                    yield from self._release(held)
+                    held = []
+            yield from self._release(held)
+            finish_warnings(self.notes, self.derived_ids, self.flat_rings, path.stem)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _may_release(self) -> bool:
+        srs = self.reading.srs
+        return srs.known or srs.user_frame is not None or self.objects >= CRS_SEARCH_FEATURES
+
+    def _release(self, features: list[Feature]) -> Iterator[Feature]:
+        if features:
+            self.reading.srs.frame()  # the frame is known before the first feature leaves (or CrsMissingError)
+            yield from features
+
+    def _merge(self, result: ChunkResult) -> None:
+        if result.report.format:
+            self.reading.report.format = result.report.format
+        merge_report(self.notes, result.report, result.keyed)
+        if result.srs is not None:
+            self.reading.srs.seen(*result.srs)
+        self._renumber(result)
+        self.flat_rings += result.flat_rings
+        self.objects += result.objects
+
+    def _renumber(self, result: ChunkResult) -> None:
+        """Give ids derived in a chunk the numbers a sequential read gives them."""
+        stem = self.reading.path.stem
+        renamed: dict[str, str] = {}
+        for pos, line in result.derived:
+            feature = result.features[pos]
+            head, _, number = feature.id.rpartition(":")
+            local = head[len(stem) + 1:]
+            new = derived_id(stem, local, int(number) + self.derived_counts.get(local, 0))
+            if new != feature.id:
+                renamed[feature.id] = new
+                feature.id = new
+            self.notes.warn("derived", derived_id_warning(feature.source.original_class, line, new), 3)
+        if renamed:
+            for feature in result.features:
+                if feature.parent in renamed:
+                    feature.parent = renamed[feature.parent]
+        for local, n in result.derived_counts.items():
+            self.derived_counts[local] = self.derived_counts.get(local, 0) + n
+            self.derived_ids += n
+
+    def _rest_in_process(self, chunk: Chunk) -> Iterator[Feature]:
+        """Read from ``chunk`` to the end of the file here, as one piece (after a chunk that was
+        not well-formed: the error is raised as a sequential read raises it, or the boundary was
+        a wrong guess and reading goes on)."""
+        reading, path = self.reading, self.reading.path
+        rest = Chunk(chunk.index, chunk.start, self.lay.total, chunk.line_offset, True)
+        stream = MemberStream(path, self.notes, reading.srs, SeenPolygons(), line_offset=rest.line_offset)
+        stream.walker.derived_counts = dict(self.derived_counts)
+        stream.walker.derived_ids = self.derived_ids
+        stream.walker.geometry.flat_rings = self.flat_rings
+        stream.read_objects = self.objects
+        with ChunkSource(path, self.lay, rest) as src:
+            def may_flush() -> bool:
+                return (reading.srs.known or reading.srs.user_frame is not None
+                        or stream.read_objects >= CRS_SEARCH_FEATURES)
+
+            for batch in stream.batches(src, may_flush, lambda: src.tell() >= self.lay.total):
+                reading.bytes_read = src.tell()
+                yield from self._release(batch)
+        stream.finish()
