@@ -20,14 +20,13 @@ from server.layout import STORE_FILE, DataDir
 
 Progress = Callable[[int, int], None]
 
-DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-RESERVED_NAMES = {"city"}
 
 
 def check_dataset_name(name: str) -> str:
-    if not DATASET_NAME.fullmatch(name) or name in RESERVED_NAMES:
+    """``name`` if it can name a dataset and its tiles folder (docs/layout.md), else InputError."""
+    if not tiling.is_dataset_name(name):
         raise InputError(f"'{name}' is not a valid dataset name: use 1-64 letters, digits, '_', '-' or '.', "
-                         f"starting with a letter or digit (and not {', '.join(sorted(RESERVED_NAMES))})", dataset=name)
+                         "starting with a letter or digit (and not 'city')", dataset=name)
     return name
 
 
@@ -37,7 +36,7 @@ def dataset_name_for(paths: Sequence[Path]) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-._")[:64] or "dataset"
     if not name[0].isalnum():
         name = "d" + name
-    return name if name not in RESERVED_NAMES else name + "-1"
+    return name if tiling.is_dataset_name(name) else name + "-1"
 
 
 def import_files(store: SqliteStore, dataset: str, paths: Sequence[Path], *, frame: Frame | None = None,
