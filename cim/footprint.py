@@ -1,7 +1,7 @@
-"""2D footprints (x, y in the source frame) of city objects, from their meshes."""
+"""2D footprints (x, y in the source frame) of city objects, from their meshes or their polygons."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -57,3 +57,131 @@ def _ground_cover(mesh: Mesh) -> npt.NDArray[np.float64]:
     flip = signed[pick] < 0
     out[flip] = out[flip][:, ::-1]
     return out
+
+
+def footprint_from_rings(polygons: Sequence[Sequence[npt.NDArray[np.float64]]]) -> MultiPolygon | None:
+    """The plan-view outline of ``polygons`` (each a list of rings, exterior first then holes,
+    coordinates (x, y[, z]), closed or not) as a MultiPolygon, or None without plan area.
+
+    The polygons are the ones that cover the ground once (:func:`ground_polygons`); one polygon
+    needs no union, several get a coverage union (a full union when they are not a clean
+    coverage). Rings with fewer than three vertices or non-finite coordinates are left out (a
+    polygon without a usable exterior entirely), as triangulation leaves them out of a mesh.
+    """
+    if len(polygons) == 1 and len(polygons[0]) == 1:  # the common case: one ground polygon, no holes
+        ring = polygons[0][0]
+        if not _usable(ring):
+            return None
+        shape = shapely.polygons(ring[:, :2])
+        if not shape.is_valid:
+            shape = shapely.make_valid(shape)
+        return _multipolygon(shape)
+    coords: list[npt.NDArray[np.float64]] = []
+    ring_ids: list[int] = []
+    poly_ids: list[int] = []
+    n_rings = n_polys = 0
+    for rings in polygons:
+        first = True
+        for ring in rings:
+            if not _usable(ring):
+                if first:
+                    break
+                continue
+            coords.append(ring[:, :2])
+            ring_ids.extend([n_rings] * len(ring))
+            poly_ids.append(n_polys)
+            n_rings += 1
+            first = False
+        if not first:
+            n_polys += 1
+    if not n_polys:
+        return None
+    try:
+        shapes = shapely.polygons(shapely.linearrings(np.concatenate(coords), indices=ring_ids), indices=poly_ids)
+    except (ValueError, shapely.errors.GEOSException):  # e.g. a ring of three points, two of them equal
+        shapes = _polygons_one_by_one(polygons)
+    areas = shapely.area(shapes)
+    keep = areas > _MIN_AREA
+    shapes, areas = shapes[keep], areas[keep]
+    if len(shapes) == 0:
+        return None
+    if len(shapes) == 1:
+        merged = shapes[0]
+        if not merged.is_valid:
+            merged = shapely.make_valid(merged)
+        return _multipolygon(merged)
+    try:
+        merged = shapely.coverage_union_all(shapes)
+        exact = merged.is_valid and abs(merged.area - float(areas.sum())) <= 1e-6 * max(merged.area, 1.0)
+    except shapely.errors.GEOSException:  # not a clean coverage (e.g. a building and overlapping parts)
+        exact = False
+    if not exact:
+        merged = shapely.make_valid(shapely.union_all(shapely.make_valid(shapes)))
+    return _multipolygon(merged)
+
+
+def _multipolygon(shape: shapely.Geometry) -> MultiPolygon | None:
+    """The polygons of ``shape`` with an area as a MultiPolygon (None without)."""
+    if isinstance(shape, Polygon):
+        return shapely.multipolygons([shape]) if shape.area > _MIN_AREA else None
+    parts = [g for g in getattr(shape, "geoms", ()) if isinstance(g, Polygon) and g.area > _MIN_AREA]
+    return shapely.multipolygons(parts) if parts else None
+
+
+def ground_polygons(polygons: Sequence[Sequence[npt.NDArray[np.float64]]], ground: Sequence[bool],
+                    flip: Sequence[bool]) -> list[Sequence[npt.NDArray[np.float64]]]:
+    """Of the polygons of one mesh-to-be (rings, exterior first), those that cover its ground
+    once, as :func:`footprint_from_meshes` picks triangles: the GroundSurface polygons when there
+    are any (LOD2+), otherwise the downward-facing ones (Newell normal z < 0, after ``flip``: the
+    bottom of a solid), otherwise the upward-facing ones."""
+    picked = [p for p, g in zip(polygons, ground) if g and _usable(p[0])]
+    if picked:
+        return picked
+    exteriors = [p[0] for p in polygons]
+    if not exteriors:
+        return []
+    signed = _ring_plan_areas(exteriors)
+    signed[np.fromiter(flip, bool, len(exteriors))] *= -1
+    down = np.flatnonzero(signed < -_MIN_AREA)
+    if not len(down):
+        down = np.flatnonzero(signed > _MIN_AREA)
+    return [polygons[i] for i in down.tolist()]
+
+
+def _usable(ring: npt.NDArray[np.float64]) -> bool:
+    """Three vertices or more besides the closing one, all finite."""
+    n = len(ring)
+    if n >= 3 and (ring[0] == ring[-1]).all():
+        n -= 1
+    return n >= 3 and bool(np.isfinite(ring).all())
+
+
+def _ring_plan_areas(rings: Sequence[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    """Signed plan-view area (shoelace, counter-clockwise > 0) of every ring; NaN rings give 0."""
+    counts = np.fromiter((len(r) for r in rings), np.int64, len(rings))
+    xy = np.concatenate([r[:, :2] for r in rings])
+    starts = np.cumsum(counts) - counts
+    xy = xy - np.repeat(xy[starts], counts, axis=0)  # ring-local coordinates (precision)
+    nxt = np.arange(1, len(xy) + 1)
+    nxt[starts + counts - 1] = starts
+    cross = xy[:, 0] * xy[nxt, 1] - xy[nxt, 0] * xy[:, 1]
+    out = 0.5 * np.add.reduceat(cross, starts) if len(cross) else np.zeros(len(rings))
+    out[counts == 0] = 0.0
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _polygons_one_by_one(polygons: Sequence[Sequence[npt.NDArray[np.float64]]]) -> npt.NDArray[np.object_]:
+    out = []
+    for rings in polygons:
+        try:
+            shell = shapely.linearrings(rings[0][:, :2])
+        except (ValueError, shapely.errors.GEOSException):
+            continue
+        holes = []
+        for ring in rings[1:]:
+            try:
+                holes.append(shapely.linearrings(ring[:, :2]))
+            except (ValueError, shapely.errors.GEOSException):
+                pass
+        out.append(shapely.polygons(shell, holes=holes or None))
+    return np.array(out, dtype=object)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
 
 from cim import Mesh, SurfaceType
 from cim.errors import StoreError
-from cim.footprint import footprint_from_meshes
+from cim.footprint import footprint_from_meshes, footprint_from_rings, ground_polygons
 from cim.triangulate import newell_normal, triangulate_polygon
 from tests.cim_helpers import box_mesh
 
@@ -93,3 +94,69 @@ def test_footprint_of_two_parts_is_a_multipolygon() -> None:
     fp = footprint_from_meshes([box_mesh(0, 0), box_mesh(100, 0)])
     assert fp is not None and fp.geom_type == "MultiPolygon" and len(fp.geoms) == 2
     assert fp.area == pytest.approx(200.0)
+
+
+def _square(x: float, y: float, s: float, z: float = 0.0, down: bool = False) -> np.ndarray:
+    ring = [(x, y, z), (x + s, y, z), (x + s, y + s, z), (x, y + s, z), (x, y, z)]
+    return np.array(ring[::-1] if down else ring, float)
+
+
+def _box_polygons(x: float, y: float, s: float, h: float = 10.0) -> list[list[np.ndarray]]:
+    """The six faces of a box, outward: bottom (facing down), top, four walls."""
+    c = [(x, y), (x + s, y), (x + s, y + s), (x, y + s)]
+    walls = [[np.array([(*c[i], 0), (*c[(i + 1) % 4], 0), (*c[(i + 1) % 4], h), (*c[i], h)], float)] for i in range(4)]
+    return [[_square(x, y, s, down=True)], [_square(x, y, s, h)], *walls]
+
+
+def test_footprint_from_rings_of_one_polygon_and_with_a_hole() -> None:
+    fp = footprint_from_rings([[_square(536000, 1777000, 20)]])
+    assert fp is not None and fp.geom_type == "MultiPolygon" and fp.area == pytest.approx(400.0)
+    holed = footprint_from_rings([[_square(0, 0, 10), _square(2, 2, 3, down=True)]])
+    assert holed is not None and holed.area == pytest.approx(91.0)
+
+
+def test_footprint_from_rings_unions_overlapping_and_keeps_apart_disjoint() -> None:
+    overlapping = footprint_from_rings([[_square(0, 0, 10)], [_square(5, 0, 10)]])
+    assert overlapping is not None and len(overlapping.geoms) == 1 and overlapping.area == pytest.approx(150.0)
+    touching = footprint_from_rings([[_square(0, 0, 10)], [_square(10, 0, 10)]])  # a coverage
+    assert touching is not None and len(touching.geoms) == 1 and touching.area == pytest.approx(200.0)
+    apart = footprint_from_rings([[_square(0, 0, 10)], [_square(100, 0, 10)]])
+    assert apart is not None and len(apart.geoms) == 2 and apart.area == pytest.approx(200.0)
+
+
+def test_footprint_from_rings_leaves_out_degenerate_rings() -> None:
+    assert footprint_from_rings([]) is None
+    assert footprint_from_rings([[np.array([(0, 0, 0), (1, 0, 0), (0, 0, 0)], float)]]) is None
+    assert footprint_from_rings([[np.array([(0, 0, 0), (0, 0, 5), (0, 0, 0)], float)]]) is None
+    wall = np.array([(0, 0, 0), (5, 0, 0), (5, 0, 3), (0, 0, 3)], float)
+    assert footprint_from_rings([[wall]]) is None
+    nan = _square(0, 0, 10)
+    nan[1, 0] = np.nan
+    fp = footprint_from_rings([[nan], [_square(100, 0, 10)], [_square(200, 0, 10), np.zeros((2, 3))]])
+    assert fp is not None and fp.area == pytest.approx(200.0)
+    bowtie = footprint_from_rings([[np.array([(0, 0, 0), (10, 10, 0), (10, 0, 0), (0, 10, 0)], float)]])
+    assert bowtie is not None and bowtie.is_valid and bowtie.area == pytest.approx(50.0)
+
+
+def test_ground_polygons_picks_ground_else_bottom_else_top() -> None:
+    box = _box_polygons(0, 0, 10)
+    ground = [False] * 6
+    ground[1] = True  # say the top is typed GROUND: ground wins over orientation
+    assert ground_polygons(box, ground, [False] * 6) == [box[1]]
+    assert ground_polygons(box, [False] * 6, [False] * 6) == [box[0]]  # LOD1 solid: the bottom
+    flipped = ground_polygons(box, [False] * 6, [True] * 6)  # orientation="-" turns the box inside out
+    assert flipped == [box[1]]
+    open_top = box[1:]
+    assert ground_polygons(open_top, [False] * 5, [False] * 5) == [box[1]]  # no bottom: the roof
+    assert ground_polygons(box[2:], [False] * 4, [False] * 4) == []  # walls only
+    assert ground_polygons([], [], []) == []
+
+
+def test_footprint_from_rings_equals_footprint_from_meshes_of_a_box() -> None:
+    from_mesh = footprint_from_meshes([box_mesh(3, 4, w=20, d=10)])
+    c = [(3, 4), (23, 4), (23, 14), (3, 14)]
+    bottom = [np.array([(*p, 0) for p in c[::-1]], float)]
+    from_rings = footprint_from_rings(ground_polygons([bottom], [True], [False]))
+    assert from_mesh is not None and from_rings is not None
+    assert from_rings.area == pytest.approx(from_mesh.area, rel=1e-9)
+    assert shapely.symmetric_difference(from_rings, from_mesh).area < 1e-9

@@ -11,7 +11,7 @@ document order, parents before children, top-level ones with their footprint.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -22,20 +22,21 @@ from shapely.geometry.base import BaseGeometry
 
 from cim.classes import SurfaceType
 from cim.feature import Feature, Source
-from cim.footprint import footprint_from_meshes
+from cim.footprint import footprint_from_meshes, footprint_from_rings, ground_polygons
 from cim.mesh import Mesh
 from converters.citygml import namespaces as ns
 from converters.citygml import safety
 from converters.citygml.city_object import CityObjectWalker, Draft, derived_id_warning
 from converters.citygml.mapping import COMPOSITE_CLASSES
 from converters.citygml.notes import Notes
-from converters.citygml.polygons import PolygonRecord
+from converters.citygml.polygons import Array, PolygonRecord
 from converters.citygml.srs import SrsTracker
 from converters.citygml.tessellation import build_meshes
 from converters.citygml.xlinks import SeenPolygons
 
 BATCH_POLYGONS = 4096     # polygons triangulated together
 BATCH_FEATURES = 512
+_GROUND = int(SurfaceType.GROUND)
 
 
 class ByteSource(Protocol):
@@ -159,15 +160,15 @@ class MemberStream:
                 mesh.bounds()  # cached on the mesh (and pickled with it): ingestion needs them
                 geometry[bucket >> 3][bucket & 7] = mesh
         source_file = self.path.name
+        by_bucket: dict[int, list[PolygonRecord]] = {}
+        for it in batch.items:
+            by_bucket.setdefault(it.bucket, []).append(it)
         out: list[Feature] = []
         for draft in batch.drafts:
             geo = geometry[draft.index]
             footprint = None
             if draft.parent is None:  # what ingestion would derive, done here (in the workers)
-                if draft.city_class in COMPOSITE_CLASSES and draft.children:
-                    footprint = _composite_footprint(draft, geometry)
-                if footprint is None and geo:
-                    footprint = footprint_from_meshes([geo[max(geo)]])
+                footprint = _footprint(draft, geometry, by_bucket)
             if draft.derived_line:
                 if self.defer_derived_ids:
                     self.derived.append((self.emitted + len(out), draft.derived_line))
@@ -190,20 +191,44 @@ def finish_warnings(notes: Notes, derived_ids: int, flat_rings: int, file_stem: 
         notes.report.warn(f"{flat_rings} rings have 2D coordinates (srsDimension 2); their heights were set to 0")
 
 
-def _composite_footprint(draft: Draft, geometry: list[dict[int, Mesh]]) -> BaseGeometry | None:
-    """The union of the footprints of a building (bridge, tunnel) and of all its parts."""
-    part_class = COMPOSITE_CLASSES[draft.city_class]
-    parts, stack = [], list(draft.children)
-    while stack:
-        d = stack.pop()
-        if d.city_class == part_class:
-            parts.append(d)
-            stack.extend(d.children)
-    if not parts:
-        return None
-    meshes = [geo[max(geo)] for geo in (geometry[d.index] for d in [draft, *parts]) if geo]
+def _footprint(draft: Draft, geometry: list[dict[int, Mesh]],
+               by_bucket: dict[int, list[PolygonRecord]]) -> BaseGeometry | None:
+    """The footprint of a top-level feature: of its best-LOD geometry and, for a building (bridge,
+    tunnel) with parts, the union with all its parts'. Built from the polygons' rings
+    (:func:`cim.footprint.footprint_from_rings`), or from the meshes when some of that geometry
+    came pre-triangulated (TINs)."""
+    members = [draft]
+    if draft.city_class in COMPOSITE_CLASSES and draft.children:
+        part_class = COMPOSITE_CLASSES[draft.city_class]
+        stack = list(draft.children)
+        while stack:
+            d = stack.pop()
+            if d.city_class == part_class:
+                members.append(d)
+                stack.extend(d.children)
+    polygons: list[Sequence[Array]] = []
+    meshes: list[Mesh] = []
+    from_rings = True
+    for d in members:
+        geo = geometry[d.index]
+        if not geo:
+            continue
+        lod = max(geo)
+        meshes.append(geo[lod])
+        if from_rings:
+            recs = by_bucket.get(d.index * 8 + lod, [])
+            if any(r.mesh is not None for r in recs):
+                from_rings = False
+                continue
+            recs = [r for r in recs if r.rings]
+            polygons += ground_polygons([r.rings for r in recs], [r.stype == _GROUND for r in recs],  # type: ignore[misc]
+                                        [r.flip for r in recs])
     if not meshes:
         return None
+    if from_rings:
+        return footprint_from_rings(polygons)
+    if len(meshes) == 1:
+        return footprint_from_meshes(meshes)
     grounds = {bool((m.surfaces == SurfaceType.GROUND).any()) for m in meshes}
     if len(grounds) == 1:  # all with ground surfaces, or none: one union does it
         return footprint_from_meshes(meshes)
