@@ -16,7 +16,7 @@ install: $(VENV)/.installed server/static/vendor/cesium/Cesium.js
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
 server/static/vendor/cesium/Cesium.js: server/viewer/package.json server/viewer/package-lock.json
