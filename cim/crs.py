@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -211,11 +212,12 @@ def crs_name(epsg: int) -> str:
 
 # --- frames ---------------------------------------------------------------------------------
 
-class Frame:
+class Frame(ABC):
     """How a dataset's source coordinates (x, y, z) sit on the Earth."""
 
+    @abstractmethod
     def to_ecef(self, xyz: Array) -> Array:
-        raise NotImplementedError  # abstract
+        """(n, 3) source coordinates -> (n, 3) ECEF (EPSG:4978) metres."""
 
     def to_lonlat(self, xyz: Array) -> Array:
         """(n, 3) source -> (n, 3) lon, lat (degrees), height (m)."""
@@ -232,11 +234,13 @@ class Frame:
     def z_to_metres(self) -> float:
         return 1.0
 
+    @abstractmethod
     def spec(self) -> dict[str, Any]:
-        raise NotImplementedError  # abstract
+        """A JSON-able description that :func:`frame_from_spec` turns back into this frame."""
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError  # abstract
+        """A short text for users: the CRS or the placement."""
 
 
 @dataclass(frozen=True)
@@ -295,10 +299,8 @@ class CrsFrame(Frame):
 
 @lru_cache(maxsize=64)
 def _geodetic_transformer(code: int) -> pyproj.Transformer:
-    src = _crs(code)
-    geod = src.geodetic_crs or _crs(WGS84_EPSG)
-    # to WGS 84 lon/lat; datum shifts beyond the available grids are PROJ's ballpark
-    return pyproj.Transformer.from_crs(src, _crs(WGS84_EPSG) if geod else geod, always_xy=True)
+    # to WGS 84 lon/lat; datum shifts beyond the grids available offline are PROJ's ballpark
+    return pyproj.Transformer.from_crs(_crs(code), _crs(WGS84_EPSG), always_xy=True)
 
 
 @lru_cache(maxsize=64)
@@ -445,5 +447,3 @@ def check_plausible(frame: Frame, lo: Array, hi: Array) -> list[str]:
         warnings.append("all coordinates share one x, y position")
     return warnings
 
-
-UnitConverter = Callable[[Array], Array]
