@@ -68,6 +68,7 @@ def convert(paths: Sequence[Path], out_dir: Path, *, frame: Frame | None = None,
             name = dataset_name_for(paths)
             info = import_files(store, name, paths, frame=frame, progress=import_progress)
             staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+            staging.chmod(tiling.PUBLISHED_MODE)  # mkdtemp makes 0700; the output is for others to serve
             try:
                 summary = tiling.build_tileset(store, name, staging, format=format, progress=tile_progress)
                 if out_dir.exists():

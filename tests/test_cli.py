@@ -100,3 +100,10 @@ def test_bad_dataset_name_is_refused(shared_data: Path, tmp_path: Path) -> None:
 def test_help(args: list[str]) -> None:
     r = run(*args)
     assert r.returncode == 0 and "Usage" in r.stdout
+
+
+def test_convert_output_is_readable_by_other_users(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lyon"
+    r = run("convert", shared_data / CITYGML / "Opera-Lyon_CityGML3.0_LOD2.gml", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert out.stat().st_mode & 0o777 == 0o755

@@ -133,3 +133,9 @@ def test_current_tileset_dir_guards_against_escapes(tmp_path: Path) -> None:
     assert current_tileset_dir(root, "link") is None  # a dataset folder that is a link out of the root
     (ds / "CURRENT").write_text("v1\n")
     assert current_tileset_dir(root, "ds") == (ds / "v1").resolve()
+
+
+def test_published_folder_is_readable_by_other_users(store: SqliteStore, tmp_path: Path) -> None:
+    # a front end such as nginx often runs as another user: the version folder must not be 0700
+    folder = publish_tileset(store, "danang", tmp_path / "tiles")
+    assert folder.stat().st_mode & 0o777 == 0o755

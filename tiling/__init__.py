@@ -17,10 +17,10 @@ from tiling.city import city_tileset, dataset_child_uri, tileset_region
 from tiling.feature_metadata import read_property_table
 from tiling.glb import read_glb
 from tiling.partition import PartitionParams
-from tiling.publish import current_tileset_dir, is_dataset_name, publish_tileset, publish_tileset_with_summary
+from tiling.publish import PUBLISHED_MODE, current_tileset_dir, is_dataset_name, publish_tileset, publish_tileset_with_summary
 
 __all__ = [
-    "FORMATS", "PartitionParams", "TilesetSummary", "build_tileset", "city_tileset", "current_tileset_dir",
+    "FORMATS", "PUBLISHED_MODE", "PartitionParams", "TilesetSummary", "build_tileset", "city_tileset", "current_tileset_dir",
     "dataset_child_uri", "is_dataset_name", "publish_tileset", "publish_tileset_with_summary", "read_b3dm",
     "read_glb", "read_property_table", "tileset_region",
 ]

@@ -38,6 +38,7 @@ CURRENT = "CURRENT"
 STAGING_PREFIX = ".staging-"
 LOCK_FILE = ".lock"
 KEEP_VERSIONS = 2
+PUBLISHED_MODE = 0o755  # readable by a web server running as another user
 STALE_STAGING_SECONDS = 24 * 3600
 DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 RESERVED_NAMES = frozenset({"city"})
@@ -84,6 +85,7 @@ def publish_tileset_with_summary(store: Store, dataset: str, tiles_root: Path, *
     dataset_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_staging(dataset_dir)
     staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=dataset_dir))
+    os.chmod(staging, PUBLISHED_MODE)  # mkdtemp makes 0700; a front end (nginx) must read it
     try:
         summary = build_tileset(store, dataset, staging, format=format, progress=progress)
         with _publish_lock(dataset_dir):  # concurrent publishes switch CURRENT in version order
