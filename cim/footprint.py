@@ -182,6 +182,6 @@ def _polygons_one_by_one(polygons: Sequence[Sequence[npt.NDArray[np.float64]]]) 
             try:
                 holes.append(shapely.linearrings(ring[:, :2]))
             except (ValueError, shapely.errors.GEOSException):
-                pass
+                continue  # a degenerate hole (fewer than 3 points) removes no area
         out.append(shapely.polygons(shell, holes=holes or None))
     return np.array(out, dtype=object)

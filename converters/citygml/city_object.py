@@ -156,8 +156,8 @@ class CityObjectWalker:
             elif role == Role.RELIEF_LOD:
                 try:
                     draft.relief_lod = min(4, max(0, int((prop.text or "").strip())))
-                except ValueError:
-                    pass
+                except ValueError:  # the relief keeps its default LOD; the report says why
+                    self._skip_once(f"unreadable {r.local} value '{(prop.text or '').strip()[:20]}'")
             elif role == Role.TIN:
                 tins.append(prop)
             elif role == Role.IMPLICIT:
