@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 GENERATOR = REPO / "fixtures" / "make_danang_district.py"
@@ -184,15 +186,7 @@ def district(size_mb: float, version: int = 2) -> Path:
 def machine() -> dict[str, Any]:
     import lxml.etree
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "lxml": lxml.etree.__version__,
+    return {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(), "lxml": lxml.etree.__version__,
             "platform": platform.platform()}
 
 

@@ -58,6 +58,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
 CIM = REPO / ".venv" / "bin" / "cim"
@@ -388,7 +390,7 @@ def main() -> int:
     result = {
         "benchmark": "tile_serving", "date": started.isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": {"cpus": os.cpu_count(), "cpu": _cpu_model(), "kernel": platform.release(),
+        "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "kernel": platform.release(),
                     "python": platform.python_version(), "nginx": _version(["nginx", "-v"]),
                     "wrk": _version(["wrk", "-v"]), "uvicorn": _module_version("uvicorn"),
                     "starlette": _module_version("starlette")},
@@ -429,14 +431,6 @@ def markdown(runs: list[dict[str, Any]], layouts: list[str], servers: list[str])
     return "\n".join(lines)
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _version(cmd: list[str]) -> str | None:
