@@ -34,6 +34,16 @@ def _is_citygml(head: bytes) -> bool:
     return ns is not None and "citygml" in ns.lower()
 
 
+def _is_cityjson(head: bytes) -> bool:
+    """A JSON object that says ``"type": "CityJSON"`` or starts with ``"CityObjects"`` (CityJSON
+    writers put the members in any order, e.g. cjio writes CityObjects first)."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text.startswith(b"{"):
+        return False
+    return re.search(rb'"type"\s*:\s*"CityJSON"', text) is not None or \
+        re.match(rb'\{\s*"CityObjects"\s*:', text) is not None
+
+
 @dataclass(frozen=True)
 class _Entry:
     name: str
@@ -48,6 +58,7 @@ class _Entry:
 
 _REGISTRY: list[_Entry] = [
     _Entry("citygml", _is_citygml, (".gml", ".citygml", ".xml"), "converters.citygml:CityGmlConverter"),
+    _Entry("cityjson", _is_cityjson, (".json",), "converters.cityjson:CityJsonConverter"),
 ]
 
 
@@ -69,7 +80,7 @@ def detect(path: Path) -> Converter:
             return entry.load()
     suffix = path.suffix.lower()
     for entry in _REGISTRY:
-        if suffix in entry.extensions and head.lstrip()[:1] == b"<":
+        if suffix in entry.extensions and head.lstrip()[:1] == (b"{" if entry.name == "cityjson" else b"<"):
             return entry.load()
     tried = ", ".join(f"{e.name} ({'/'.join(e.extensions)})" for e in _REGISTRY)
     raise UnsupportedFormatError(f"{path.name}: not a format this server reads; tried {tried}",
