@@ -35,13 +35,13 @@ def _is_citygml(head: bytes) -> bool:
 
 
 def _is_cityjson(head: bytes) -> bool:
-    """A JSON object that says ``"type": "CityJSON"`` or starts with ``"CityObjects"`` (CityJSON
-    writers put the members in any order, e.g. cjio writes CityObjects first)."""
+    """A JSON object whose head says ``"type": "CityJSON"`` or holds a ``"CityObjects"`` object
+    (writers put the members in any order: the Delft sample starts with CityObjects)."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text.startswith(b"{"):
         return False
     return re.search(rb'"type"\s*:\s*"CityJSON"', text) is not None or \
-        re.match(rb'\{\s*"CityObjects"\s*:', text) is not None
+        re.search(rb'"CityObjects"\s*:\s*\{', text) is not None
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def detect(path: Path) -> Converter:
             return entry.load()
     suffix = path.suffix.lower()
     for entry in _REGISTRY:
-        if suffix in entry.extensions and head.lstrip()[:1] == (b"{" if entry.name == "cityjson" else b"<"):
+        if suffix in entry.extensions and head.lstrip()[:1] == b"<":
             return entry.load()
     tried = ", ".join(f"{e.name} ({'/'.join(e.extensions)})" for e in _REGISTRY)
     raise UnsupportedFormatError(f"{path.name}: not a format this server reads; tried {tried}",

@@ -211,6 +211,9 @@ class CityJsonReading:
         obj = objects[oid]
         otype = str(obj.get("type", ""))
         cls = self._city_class(oid, otype) if otype in CITY_OBJECT_TYPES else CityClass.GENERIC_CITY_OBJECT
+        cim_class = (obj.get("attributes") or {}).get("cim_class")  # written by our export for classes
+        if cim_class in CityClass._value2member_map_:                 # CityJSON has no type for
+            cls = CityClass(cim_class)
         parents = [p for p in obj.get("parents") or [] if isinstance(p, str)]
         parent = parents[0] if parents and parents[0] in objects else None
         if parents and parent is None:
