@@ -27,18 +27,6 @@ CITY_OBJECT_TYPES: dict[str, CityClass] = {
     "TINRelief": C.TIN_RELIEF,
 }
 
-#: CIM class -> CityJSON 2.0 type, for export (classes CityJSON has no type for become GenericCityObject)
-CITYJSON_TYPES: dict[CityClass, str] = {
-    C.BUILDING: "Building", C.BUILDING_PART: "BuildingPart", C.BUILDING_INSTALLATION: "BuildingInstallation",
-    C.BUILDING_CONSTRUCTIVE_ELEMENT: "BuildingConstructiveElement", C.BUILDING_FURNITURE: "BuildingFurniture",
-    C.STOREY: "BuildingStorey", C.BUILDING_ROOM: "BuildingRoom", C.BUILDING_UNIT: "BuildingUnit",
-    C.BRIDGE: "Bridge", C.BRIDGE_PART: "BridgePart", C.TUNNEL: "Tunnel", C.TUNNEL_PART: "TunnelPart",
-    C.ROAD: "Road", C.RAILWAY: "Railway", C.SQUARE: "TransportSquare", C.WATER_BODY: "WaterBody",
-    C.PLANT_COVER: "PlantCover", C.SOLITARY_VEGETATION_OBJECT: "SolitaryVegetationObject", C.LAND_USE: "LandUse",
-    C.CITY_FURNITURE: "CityFurniture", C.CITY_OBJECT_GROUP: "CityObjectGroup",
-    C.GENERIC_CITY_OBJECT: "GenericCityObject", C.TIN_RELIEF: "TINRelief", C.RELIEF_FEATURE: "TINRelief",
-}
-
 SEMANTIC_TYPES: dict[str, SurfaceType] = {
     **SURFACE_TYPE_BY_NAME,
     "TransportationMarking": SurfaceType.TRAFFIC, "TransportationHole": SurfaceType.UNDEFINED,
