@@ -206,8 +206,26 @@ def crs_wkt(epsg: int) -> str:
     return str(_crs(epsg).to_wkt())
 
 
+def crs_wkt1(epsg: int) -> str:
+    """WKT 1 (GDAL flavour), what GeoPackage's ``gpkg_spatial_ref_sys.definition`` holds."""
+    return str(_crs(epsg).to_wkt("WKT1_GDAL"))
+
+
 def crs_name(epsg: int) -> str:
     return str(_crs(epsg).name)
+
+
+def crs_axis_directions(epsg: int) -> list[str]:
+    """The directions of the CRS's axes in its authority order (``["north", "east"]`` for EPSG:4326)."""
+    return [str(a.direction).lower() for a in _crs(epsg).axis_info]
+
+
+def transform_xy(x: Array, y: Array, src_epsg: int, dst_epsg: int) -> tuple[Array, Array]:
+    """Coordinates between EPSG codes, x = easting/longitude first on both sides."""
+    if src_epsg == dst_epsg:
+        return np.asarray(x, np.float64), np.asarray(y, np.float64)
+    tx, ty = _transformer(f"EPSG:{src_epsg}", f"EPSG:{dst_epsg}").transform(x, y)
+    return np.asarray(tx, np.float64), np.asarray(ty, np.float64)
 
 
 # --- frames ---------------------------------------------------------------------------------

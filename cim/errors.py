@@ -92,6 +92,18 @@ class PlacementError(InputError):
     code = "invalid_placement"
 
 
+class InvalidParameterError(InputError):
+    """A request or command parameter (bbox, limit, offset, format...) is malformed or out of range."""
+
+    code = "invalid_parameter"
+
+
+class CrsParameterError(InvalidParameterError, CrsUnknownError):
+    """A ``crs``/``bbox-crs`` parameter names no usable CRS (a parameter error: HTTP 400)."""
+
+    code = "invalid_parameter"
+
+
 class EmptyInputError(InputError):
     """The input holds no feature to import."""
 

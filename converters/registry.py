@@ -34,6 +34,16 @@ def _is_citygml(head: bytes) -> bool:
     return ns is not None and "citygml" in ns.lower()
 
 
+def _is_cityjson(head: bytes) -> bool:
+    """A JSON object whose head says ``"type": "CityJSON"`` or holds a ``"CityObjects"`` object
+    (writers put the members in any order: the Delft sample starts with CityObjects)."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text.startswith(b"{"):
+        return False
+    return re.search(rb'"type"\s*:\s*"CityJSON"', text) is not None or \
+        re.search(rb'"CityObjects"\s*:\s*\{', text) is not None
+
+
 @dataclass(frozen=True)
 class _Entry:
     name: str
@@ -48,6 +58,7 @@ class _Entry:
 
 _REGISTRY: list[_Entry] = [
     _Entry("citygml", _is_citygml, (".gml", ".citygml", ".xml"), "converters.citygml:CityGmlConverter"),
+    _Entry("cityjson", _is_cityjson, (".json",), "converters.cityjson:CityJsonConverter"),
 ]
 
 

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cim.store import Store, open_store
-from server import datasets, errors, tiles
+from server import cityjson_api, datasets, errors, features_api, tiles
 from server.settings import Settings
 
 access_log = logging.getLogger("server.access")
@@ -64,6 +64,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         *datasets.routes(),
         *tiles.routes(),
+        *features_api.routes(),
+        *cityjson_api.routes(),
         Route("/", index, methods=["GET"], name="viewer"),
         Route("/static/{name}", viewer_asset, methods=["GET"], name="static"),
         Mount("/cesium", app=GZipMiddleware(CesiumFiles(directory=settings.cesium_dir, check_dir=False)),

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from cim import errors
 from cim.crs import Frame, user_frame
+from server import cli_export
 from server.layout import DataDir
 
 EXIT_CODES: list[tuple[type[errors.CimError], int]] = [  # first match wins
@@ -229,6 +230,9 @@ def demo(ctx: click.Context, host: str, port: int, do_serve: bool) -> None:
         store.close()
     if do_serve:
         ctx.invoke(serve, host=host, port=port)
+
+
+cli.add_command(cli_export.export)
 
 
 def _counts(counts: dict[str, int]) -> str:

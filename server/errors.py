@@ -26,6 +26,7 @@ STATUS_CODES: dict[type[errors.CimError], int] = {
     errors.TilesetNotFoundError: 404,
     errors.NotFoundError: 404,
     errors.UnsupportedFormatError: 415,
+    errors.InvalidParameterError: 400,
     errors.CrsError: 422,
     errors.InputError: 400,
     errors.ConflictError: 409,

@@ -1,0 +1,1 @@
+"""Exports from the store: footprints (GeoJSON, GeoPackage) and CityJSON."""
