@@ -23,6 +23,8 @@ from server.layout import DataDir
 
 MAX_MESSAGES = 50
 WRITE_EVERY_S = 0.25
+AFTER_IMPORT = ("the new data was imported into the store but its tiles were not published: the previous "
+                "tileset is still served; run 'cim tile <dataset>' or upload again")
 
 
 class ProgressWriter:
@@ -59,6 +61,7 @@ def run(data_dir: Path, job_id: str) -> int:
     try:
         job = store.get_job(job_id)
         writer = ProgressWriter(store, job_id)
+        imported = False
         try:
             placement = job.params.get("placement", {})
             frame = user_frame(crs=placement.get("crs"), origin=placement.get("origin"),
@@ -66,6 +69,7 @@ def run(data_dir: Path, job_id: str) -> int:
             paths = [Path(p) for p in job.params["files"]]
             writer.set("import", 1.0, f"reading {len(paths)} file(s) into dataset '{job.dataset}'")
             info = pipeline.import_files(store, job.dataset, paths, frame=frame, progress=writer.span("import", 1, 60))
+            imported = True
             classes = ", ".join(f"{v} {k}" for k, v in sorted(info.class_counts.items(), key=lambda kv: -kv[1]))
             writer.set("tiles", 60.0, f"imported {info.feature_count} features ({classes}); building tiles")
             folder = pipeline.publish(data, store, job.dataset, format=job.params.get("format", "1.1"),
@@ -78,8 +82,11 @@ def run(data_dir: Path, job_id: str) -> int:
                              finished=now())
             return 0
         except CimError as exc:
-            writer.progress["messages"].append(f"failed: {exc.message}")
-            store.update_job(job_id, only_if=["running"], state="failed", error=exc.to_dict(),
+            error = exc.to_dict()
+            if imported:
+                error["message"] += f"; {AFTER_IMPORT}"
+            writer.progress["messages"].append(f"failed: {error['message']}")
+            store.update_job(job_id, only_if=["running"], state="failed", error=error,
                              progress=writer.progress, finished=now())
             return 0
         except Exception as exc:  # reported as a failed job; the traceback goes to the worker log
@@ -87,7 +94,7 @@ def run(data_dir: Path, job_id: str) -> int:
             traceback.print_exc()
             store.update_job(job_id, only_if=["running"], state="failed", progress=writer.progress, finished=now(),
                              error={"error": "internal_error", "message": f"the conversion failed unexpectedly: "
-                                    f"{type(exc).__name__}: {exc}"})
+                                    f"{type(exc).__name__}: {exc}" + (f"; {AFTER_IMPORT}" if imported else "")})
             return 1
     finally:
         store.close()
