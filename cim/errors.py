@@ -134,3 +134,27 @@ class ConflictError(CimError):
     """The operation conflicts with the current state (e.g. a dataset that already exists)."""
 
     code = "conflict"
+
+
+class JobNotFoundError(NotFoundError):
+    code = "job_not_found"
+
+
+class PayloadTooLargeError(InputError):
+    """An upload (or an archive's content) is larger than the configured cap."""
+
+    code = "payload_too_large"
+
+
+# --- access --------------------------------------------------------------------------------
+
+class AuthenticationError(CimError):
+    """No credentials, or credentials that match no configured token."""
+
+    code = "unauthorized"
+
+
+class PermissionDeniedError(CimError):
+    """Valid credentials without the scope the operation needs (e.g. a read token on an upload)."""
+
+    code = "forbidden"

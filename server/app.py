@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +30,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cim.store import Store, open_store
-from server import cityjson_api, datasets, errors, features_api, tiles
+from server import auth, cityjson_api, datasets, errors, features_api, job_routes, openapi, tiles, uploads
+from server.jobs import JobManager
 from server.settings import Settings
 
 access_log = logging.getLogger("server.access")
@@ -55,9 +58,12 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await run_in_threadpool(open_store, settings.store_path)
         app.state.store = store
+        app.state.jobs = JobManager(store, settings)
+        await run_in_threadpool(app.state.jobs.start)
         try:
             yield
         finally:
+            await run_in_threadpool(app.state.jobs.stop)
             store.close()
 
     routes = [
@@ -66,6 +72,9 @@ def create_app(settings: Settings) -> Starlette:
         *tiles.routes(),
         *features_api.routes(),
         *cityjson_api.routes(),
+        *uploads.routes(),
+        *job_routes.routes(),
+        Route("/api/openapi.json", openapi.openapi_json, methods=["GET"], name="openapi"),
         Route("/", index, methods=["GET"], name="viewer"),
         Route("/static/{name}", viewer_asset, methods=["GET"], name="static"),
         Mount("/cesium", app=GZipMiddleware(CesiumFiles(directory=settings.cesium_dir, check_dir=False)),
@@ -73,8 +82,12 @@ def create_app(settings: Settings) -> Starlette:
     ]
     middleware = [
         Middleware(AccessLogMiddleware),
-        Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "HEAD"],
-                   allow_headers=["*"], expose_headers=["ETag", "Content-Length", "Content-Encoding"], max_age=3600),
+        Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                   allow_methods=["GET", "HEAD", "POST", "DELETE"], allow_headers=["*"],
+                   expose_headers=["ETag", "Content-Length", "Content-Encoding", "Location", "WWW-Authenticate"],
+                   max_age=3600),
+        # inside CORS (401/403 answers carry CORS headers, preflights need no token); covers every route
+        Middleware(auth.AuthMiddleware, write_tokens=settings.write_tokens, read_tokens=settings.read_tokens),
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=errors.EXCEPTION_HANDLERS,
                     lifespan=lifespan)
@@ -149,11 +162,16 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send_and_count)
         finally:
             client = scope.get("client")
-            query = scope.get("query_string", b"").decode("latin-1")
+            query = _redact(scope.get("query_string", b"").decode("latin-1"))
             target = scope.get("root_path", "") + scope["path"] + (f"?{query}" if query else "")
             code = scope.get(errors.ERROR_CODE_SCOPE_KEY)
             access_log.info('%s "%s %s" %d %dB %.1fms%s', client[0] if client else "-", scope["method"], target,
                             status, size, (time.perf_counter() - start) * 1000, f" error={code}" if code else "")
+
+
+def _redact(query: str) -> str:
+    """The query string with token values hidden (tokens never go to the log)."""
+    return re.sub(rf"(^|&)({auth.QUERY_TOKEN}|token)=[^&]*", r"\1\2=REDACTED", query)
 
 
 def _cesium_installed(settings: Settings) -> bool:
@@ -165,3 +183,30 @@ def _version() -> str:
         return metadata.version("open-cim-server")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+_PUBLIC = [{}]  # no token needed, whatever the configuration (server/auth.py)
+OPENAPI_PATHS: dict[str, Any] = {
+    "/healthz": {"get": {"summary": "Liveness, dataset count, version, CesiumJS installed, tile cache",
+                         "operationId": "healthz", "tags": ["server"], "security": _PUBLIC,
+                         "responses": {"200": {"description": "OK"}}}},
+    "/api/openapi.json": {"get": {"summary": "This OpenAPI 3.1 description", "operationId": "openapi",
+                                  "tags": ["server"], "security": _PUBLIC,
+                                  "responses": {"200": {"description": "OpenAPI document"}}}},
+    "/": {"get": {"summary": "The web page: upload with progress, datasets and jobs, CesiumJS city view",
+                  "operationId": "viewer", "tags": ["viewer"], "security": _PUBLIC,
+                  "parameters": [{"name": "token", "in": "query", "schema": {"type": "string"},
+                                  "description": "A bearer token for the page to use (kept in the tab, removed "
+                                                 "from the address bar)"}],
+                  "responses": {"200": {"description": "HTML"}, "503": {"description": "CesiumJS not installed"}}}},
+    "/static/{name}": {"get": {"summary": "The page's script and style (viewer.js, viewer.css)",
+                               "operationId": "viewerAsset", "tags": ["viewer"], "security": _PUBLIC,
+                               "parameters": [{"name": "name", "in": "path", "required": True,
+                                               "schema": {"type": "string", "enum": sorted(VIEWER_ASSETS)}}],
+                               "responses": {"200": {"description": "The file"}, "404": {"description": "Unknown"}}}},
+    "/cesium/{path}": {"get": {"summary": "CesiumJS's built files (Cesium.js, Widgets/, Workers/, Assets/)",
+                               "operationId": "cesium", "tags": ["viewer"], "security": _PUBLIC,
+                               "parameters": [{"name": "path", "in": "path", "required": True,
+                                               "schema": {"type": "string"}}],
+                               "responses": {"200": {"description": "The file"}, "404": {"description": "Missing"}}}},
+}

@@ -43,3 +43,22 @@ def routes() -> list[Route]:
         Route("/api/datasets", list_datasets, methods=["GET"], name="datasets"),
         Route("/api/datasets/{name}", get_dataset, methods=["GET"], name="dataset"),
     ]
+
+
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_DATASET = {"type": "object", "additionalProperties": True, "description": "docs/http-api.md, Datasets"}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/datasets": {"get": {
+        "summary": "Every dataset of the store", "operationId": "listDatasets", "tags": ["datasets"],
+        "security": [{"bearer": ["read"]}, {}],
+        "responses": {"200": {"description": "Datasets", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"datasets": {"type": "array", "items": _DATASET}}}}}},
+            "401": {"$ref": "#/components/responses/Error"}}}},
+    "/api/datasets/{name}": {"get": {
+        "summary": "One dataset: counts, extent, frame, conversion report, published tileset",
+        "operationId": "getDataset", "tags": ["datasets"], "security": [{"bearer": ["read"]}, {}],
+        "parameters": [_NAME],
+        "responses": {"200": {"description": "The dataset", "content": {"application/json": {"schema": _DATASET}}},
+                      "401": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
+}

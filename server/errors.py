@@ -22,11 +22,15 @@ log = logging.getLogger("server.errors")
 
 #: The first class in a raised error's MRO that is listed here gives the status code.
 STATUS_CODES: dict[type[errors.CimError], int] = {
+    errors.AuthenticationError: 401,
+    errors.PermissionDeniedError: 403,
     errors.DatasetNotFoundError: 404,
+    errors.JobNotFoundError: 404,
     errors.TilesetNotFoundError: 404,
     errors.NotFoundError: 404,
     errors.UnsupportedFormatError: 415,
     errors.InvalidParameterError: 400,
+    errors.PayloadTooLargeError: 413,
     errors.CrsError: 422,
     errors.InputError: 400,
     errors.ConflictError: 409,

@@ -351,3 +351,24 @@ def _city_tileset(folders: list[tuple[str, Path]]) -> dict[str, Any]:
         extras = doc.get("extras") if isinstance(doc.get("extras"), dict) else {}
         children.append((tiling.dataset_child_uri(name), {**doc, "extras": {**extras, "dataset": name}}))
     return tiling.city_tileset(children)
+
+
+_TILE_RESPONSES = {
+    "200": {"description": "The file (JSON, glb, b3dm, pnts...); ETag, Cache-Control, gzip when it helps"},
+    "304": {"description": "Not modified (If-None-Match)"},
+    "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+    "404": {"$ref": "#/components/responses/Error"}}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/tiles/city/tileset.json": {
+        method: {"summary": "The city tileset: every published dataset as an external tileset (3D Tiles 1.1)",
+                 "operationId": f"cityTileset{method.title()}", "tags": ["tiles"], "security": [{"bearer": ["read"]}, {}],
+                 "responses": _TILE_RESPONSES} for method in ("get", "head")},
+    "/tiles/{dataset}/{path}": {
+        method: {"summary": "A file of a dataset's published tileset", "operationId": f"tile{method.title()}",
+                 "tags": ["tiles"], "security": [{"bearer": ["read"]}, {}],
+                 "parameters": [{"name": "dataset", "in": "path", "required": True, "schema": {"type": "string"}},
+                                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
+                                 "description": "Path inside the version folder, may contain '/'"}],
+                 "responses": _TILE_RESPONSES} for method in ("get", "head")},
+}

@@ -10,7 +10,7 @@ import pytest
 from shapely.geometry import box
 
 from cim import CityClass, Feature, Source
-from cim.errors import DatasetNotFoundError, EmptyInputError, StoreError
+from cim.errors import ConflictError, DatasetNotFoundError, EmptyInputError, JobNotFoundError, StoreError
 from cim.ingest import ingest
 from cim.store import SqliteStore, open_store
 from tests.cim_helpers import FakeReading, box_mesh, district
@@ -126,3 +126,57 @@ def test_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError):
         open_store(bad)
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+def test_job_lifecycle(store: SqliteStore) -> None:
+    job = store.create_job("j1", "lyon", {"files": ["a.gml"], "filename": "a.gml"})
+    assert job.state == "queued" and job.dataset == "lyon" and job.progress["stage"] == "queued"
+    assert job.params["files"] == ["a.gml"] and job.report is None and job.error is None
+    assert store.update_job("j1", state="running", pid=4242, started="2026-01-01T00:00:00Z")
+    assert store.update_job("j1", progress={"stage": "import", "percent": 40.0, "messages": ["read 2 MB"]})
+    running = store.get_job("j1")
+    assert (running.state, running.pid, running.progress["percent"]) == ("running", 4242, 40.0)
+    assert store.update_job("j1", only_if=["running"], state="done", report={"files": [], "warnings": ["w"]})
+    # a compare-and-set that does not match changes nothing (a late worker cannot undo a cancel)
+    assert not store.update_job("j1", only_if=["running"], state="failed", error={"error": "x"})
+    done = store.get_job("j1")
+    assert done.state == "done" and done.report == {"files": [], "warnings": ["w"]} and done.error is None
+    assert done.to_dict()["source"] == "a.gml"
+
+
+def test_jobs_list_newest_first_and_by_state(store: SqliteStore) -> None:
+    for n in range(3):
+        store.create_job(f"j{n}", "d", {})
+    store.update_job("j1", state="failed", error={"error": "crash", "message": "worker crashed"})
+    assert [j.id for j in store.list_jobs()] == ["j2", "j1", "j0"]
+    assert [j.id for j in store.list_jobs(states=["queued", "running"])] == ["j2", "j0"]
+    assert [j.id for j in store.list_jobs(limit=1)] == ["j2"]
+    assert store.get_job("j1").error == {"error": "crash", "message": "worker crashed"}
+
+
+def test_unknown_and_duplicate_jobs(store: SqliteStore) -> None:
+    with pytest.raises(JobNotFoundError):
+        store.get_job("nope")
+    with pytest.raises(JobNotFoundError):
+        store.update_job("nope", state="failed")
+    store.create_job("j", "d", {})
+    with pytest.raises(ConflictError):
+        store.create_job("j", "d", {})
+    store.delete_job("j")
+    assert store.list_jobs() == []
+
+
+def test_job_progress_is_writable_during_a_dataset_import(store: SqliteStore) -> None:
+    """A worker writes progress while its dataset transaction holds the store's write lock, and
+    the server creates jobs meanwhile (on another connection, as another process would)."""
+    store.create_job("j", "d1", {})
+    other = open_store(store.path)
+    try:
+        with store.dataset_writer("d1"):  # BEGIN IMMEDIATE: the city store's write lock
+            assert store.update_job("j", progress={"stage": "import", "percent": 50.0, "messages": []})
+            other.create_job("k", "d2", {})
+            assert other.get_job("j").progress["percent"] == 50.0
+    finally:
+        other.close()

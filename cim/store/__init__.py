@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cim.store.base import DatasetInfo, DatasetWriter, FeatureIndex, FootprintRow, Store
+from cim.store.base import ACTIVE_JOB_STATES, JOB_STATES, DatasetInfo, DatasetWriter, FeatureIndex, FootprintRow, JobRecord, Store
 from cim.store.sqlite import SqliteStore
 
-__all__ = ["DatasetInfo", "DatasetWriter", "FeatureIndex", "FootprintRow", "SqliteStore", "Store", "open_store"]
+__all__ = ["ACTIVE_JOB_STATES", "JOB_STATES", "DatasetInfo", "DatasetWriter", "FeatureIndex", "FootprintRow", "JobRecord", "SqliteStore", "Store", "open_store"]
 
 
 def open_store(location: str | Path) -> SqliteStore:

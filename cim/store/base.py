@@ -65,6 +65,37 @@ class FootprintRow:
     attributes: dict[str, Any]
 
 
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE_JOB_STATES = ("queued", "running")
+
+
+@dataclass
+class JobRecord:
+    """A conversion job (docs/jobs.md). ``params`` is what the worker needs (files, dataset,
+    placement); ``progress`` is ``{"stage", "percent", "messages"}``; ``report`` the conversion
+    report of a finished import; ``error`` the error (``{"error", "message", ...}``) of a failed job.
+    Timestamps are ISO 8601 UTC."""
+
+    id: str
+    state: str
+    dataset: str
+    params: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    pid: int | None = None
+    created: str = ""
+    updated: str = ""
+    started: str | None = None
+    finished: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "state": self.state, "dataset": self.dataset, "progress": self.progress,
+                "report": self.report, "error": self.error, "created": self.created, "updated": self.updated,
+                "started": self.started, "finished": self.finished,
+                "source": self.params.get("filename"), "placement": self.params.get("placement", {})}
+
+
 class DatasetWriter(Protocol):
     """Writes one dataset inside a transaction (use as a context manager). Nothing is visible to
     readers until :meth:`commit`; leaving the block without it, or with an exception, discards
@@ -108,5 +139,27 @@ class Store(Protocol):
 
     def footprints(self, bbox: tuple[float, float, float, float] | None = None, *, dataset: str | None = None,
                    limit: int | None = None, offset: int = 0) -> Iterator[FootprintRow]: ...
+
+    # --- jobs (docs/jobs.md) ---------------------------------------------------------------
+    def create_job(self, job_id: str, dataset: str, params: dict[str, Any]) -> JobRecord:
+        """A new job in state ``queued``; ConflictError if ``job_id`` exists."""
+        ...
+
+    def get_job(self, job_id: str) -> JobRecord:
+        """The job; :class:`cim.errors.JobNotFoundError` if unknown."""
+        ...
+
+    def list_jobs(self, states: Iterable[str] | None = None, limit: int | None = None) -> list[JobRecord]:
+        """Jobs, newest first (or only those in ``states``)."""
+        ...
+
+    def update_job(self, job_id: str, *, only_if: Iterable[str] | None = None, **changes: Any) -> bool:
+        """Change ``state``, ``progress``, ``report``, ``error``, ``pid``, ``started`` or
+        ``finished`` of a job. With ``only_if``, only when the job's state is one of those (an
+        atomic compare-and-set). True if the job was changed. Must not wait for a dataset import
+        that is in progress (progress is written while a dataset transaction is open)."""
+        ...
+
+    def delete_job(self, job_id: str) -> None: ...
 
     def close(self) -> None: ...

@@ -26,7 +26,8 @@ from cim.errors import DatasetNotFoundError, StoreError
 from cim.feature import Feature, Source
 from cim.mesh import Mesh
 from cim.store import gpkg
-from cim.store.base import DatasetInfo, FeatureIndex, FootprintRow
+from cim.store.base import DatasetInfo, FeatureIndex, FootprintRow, JobRecord
+from cim.store.sqlite_jobs import SqliteJobTable, jobs_path
 
 SCHEMA_VERSION = 1
 FOOTPRINT_TABLE = "footprints"
@@ -95,6 +96,7 @@ class SqliteStore:
                                      path=str(self.path))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}", path=str(self.path)) from exc
+        self._jobs = SqliteJobTable(jobs_path(self.path))
 
     # --- connections -----------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -116,6 +118,24 @@ class SqliteStore:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        if hasattr(self, "_jobs"):
+            self._jobs.close()
+
+    # --- jobs (in a companion file, see cim/store/sqlite_jobs.py) ---------------------------
+    def create_job(self, job_id: str, dataset: str, params: dict[str, Any]) -> JobRecord:
+        return self._jobs.create(job_id, dataset, params)
+
+    def get_job(self, job_id: str) -> JobRecord:
+        return self._jobs.get(job_id)
+
+    def list_jobs(self, states: Iterable[str] | None = None, limit: int | None = None) -> list[JobRecord]:
+        return self._jobs.list(states, limit)
+
+    def update_job(self, job_id: str, *, only_if: Iterable[str] | None = None, **changes: Any) -> bool:
+        return self._jobs.update(job_id, only_if, **changes)
+
+    def delete_job(self, job_id: str) -> None:
+        self._jobs.delete(job_id)
 
     # --- datasets --------------------------------------------------------------------------
     def list_datasets(self) -> list[DatasetInfo]:

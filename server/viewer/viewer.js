@@ -10,6 +10,12 @@
 //          tileset cannot be loaded.
 //   pickAt(x, y): picks at canvas CSS pixel (x, y); shows and returns the feature's properties
 //          ({ id, class, ... }) or null when no feature is there.
+//   upload(file): sends a file to /api/uploads (XMLHttpRequest: bytes-sent progress), then polls
+//          its job (stage/percent) and reloads the city when it is done; resolves with the job.
+//   lastJob: the last polled state of the page's upload job; reloaded: a Promise like ready,
+//          for the latest reload of the city tileset; jobs: the list of /api/jobs.
+// A token (?token=... once, then kept in this tab's sessionStorage, or the Token field) is sent as
+// "Authorization: Bearer" on every API and tile request (CesiumJS Resource headers).
 (function () {
   "use strict";
 
@@ -17,6 +23,9 @@
   const FIRST_KEYS = ["id", "class"];
   const SETTLE_FRAMES = 3;
   const LOAD_TIMEOUT_MS = 120000;
+  const JOB_POLL_MS = 400;
+  const TOKEN_KEY = "cimToken";
+  const FINAL_STATES = ["done", "failed", "cancelled"];
 
   let settle;
   const api = {
@@ -30,12 +39,53 @@
     pickAt,
     flyToDataset,
     flyToCity,
+    upload,
+    reloadCity,
+    lastJob: null,
+    reloaded: null,
+    jobs: [],
   };
   window.cimViewer = api;
   api.ready.catch(() => { /* reported in #status and api.errors */ });
 
   const $ = (id) => document.getElementById(id);
   let highlighted;
+
+  // --- token ----------------------------------------------------------------------------------
+  function takeTokenFromUrl() {
+    const url = new URL(location.href);
+    const token = url.searchParams.get("token");
+    if (token !== null) {
+      sessionStorage.setItem(TOKEN_KEY, token);
+      url.searchParams.delete("token"); // keep it out of the history, bookmarks and Referer
+      history.replaceState(null, "", url.pathname + url.search + url.hash);
+    }
+    const field = $("token");
+    field.value = sessionStorage.getItem(TOKEN_KEY) || "";
+    field.addEventListener("change", () => {
+      sessionStorage.setItem(TOKEN_KEY, field.value.trim());
+      refreshLists();
+      reloadCity();
+    });
+  }
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+  function authHeaders(extra) {
+    const headers = Object.assign({ Accept: "application/json" }, extra || {});
+    if (token()) headers.Authorization = `Bearer ${token()}`;
+    return headers;
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url, { headers: authHeaders() });
+    if (!response.ok) {
+      let message = `HTTP ${response.status}`;
+      try { message = (await response.json()).message || message; } catch (e) { /* not JSON */ }
+      throw new Error(message);
+    }
+    return response.json();
+  }
 
   function setStatus(text, isError) {
     const el = $("status");
@@ -72,16 +122,14 @@
   async function loadDatasets() {
     const list = $("dataset-list");
     try {
-      const response = await fetch("/api/datasets", { headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      api.datasets = (await response.json()).datasets;
+      api.datasets = (await getJson("/api/datasets")).datasets;
     } catch (e) {
       list.innerHTML = "";
       list.appendChild(item("Datasets could not be listed", String(e.message || e), true));
       return;
     }
     list.innerHTML = "";
-    if (!api.datasets.length) list.appendChild(item("No dataset yet", "Import files with 'cim import'.", true));
+    if (!api.datasets.length) list.appendChild(item("No dataset yet", "Upload a file above, or import files with 'cim import'.", true));
     for (const d of api.datasets) {
       const classes = Object.entries(d.class_counts || {}).sort((a, b) => b[1] - a[1]).slice(0, 3)
         .map(([k, v]) => `${v} ${k}`).join(", ");
@@ -227,14 +275,18 @@
     });
   }
 
-  async function start() {
-    const viewer = createViewer();
-    api.viewer = viewer;
-    $("fly-city").addEventListener("click", () => flyToCity());
-    const datasets = loadDatasets();
+  async function loadCity(datasets) {
+    const viewer = api.viewer;
+    if (api.tileset) {
+      viewer.scene.primitives.remove(api.tileset); // destroys it
+      api.tileset = undefined;
+    }
+    api.tilesLoadedCount = 0;
+    api.errors = [];
     let tileset;
     try {
-      tileset = await Cesium.Cesium3DTileset.fromUrl(CITY_TILESET, { maximumScreenSpaceError: 16 });
+      const resource = new Cesium.Resource({ url: CITY_TILESET, headers: authHeaders() });
+      tileset = await Cesium.Cesium3DTileset.fromUrl(resource, { maximumScreenSpaceError: 16 });
     } catch (e) {
       const message = `The city tileset could not be loaded: ${e && e.message ? e.message : e}`;
       setStatus(message, true);
@@ -252,7 +304,7 @@
     await datasets;
     const published = tileset.root.children.length;
     if (!published) {
-      setStatus("No dataset is published yet: the city is empty. Import and tile a dataset, then reload.");
+      setStatus("No dataset is published yet: the city is empty. Upload a file, or import and tile a dataset.");
       return { empty: true, tilesLoaded: true, tiles: 0 };
     }
     setStatus(`Loading ${published} published dataset${published > 1 ? "s" : ""}…`);
@@ -262,10 +314,162 @@
       setStatus(loaded ? `${published} published dataset${published > 1 ? "s" : ""} shown. Click a feature for its properties.`
         : "Still loading tiles…");
     }
+    updateFootprintLink();
     return { empty: false, tilesLoaded: loaded, tiles: api.tilesLoadedCount };
   }
 
-  start().then(settle.resolve, (e) => {
+  /** Load the city tileset again (a new dataset or version was published). */
+  function reloadCity() {
+    api.reloaded = loadCity(loadDatasets());
+    api.reloaded.catch(() => { /* reported in #status and api.errors */ });
+    return api.reloaded;
+  }
+
+  // --- upload and jobs ------------------------------------------------------------------------
+  function uploadStatus(text, percent, isError) {
+    $("upload-progress-box").hidden = false;
+    const bar = $("upload-progress");
+    if (percent === null) bar.removeAttribute("value"); else bar.value = percent;
+    const el = $("upload-status");
+    el.textContent = text;
+    el.classList.toggle("error", !!isError);
+  }
+
+  function send(file) {
+    const form = new FormData();
+    for (const name of ["dataset", "crs", "origin", "rotation"]) {
+      const value = $(`upload-${name}`).value.trim();
+      if (value) form.append(name, value);
+    }
+    form.append("file", file, file.name);
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/api/uploads");
+      for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
+      xhr.upload.addEventListener("progress", (e) => {
+        if (e.lengthComputable) {
+          const pct = (100 * e.loaded) / e.total;
+          uploadStatus(`Sending ${file.name}: ${(e.loaded / 1048576).toFixed(1)} of ${(e.total / 1048576).toFixed(1)} MB`, pct);
+        }
+      });
+      xhr.addEventListener("load", () => {
+        let body = null;
+        try { body = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+        if (xhr.status === 202 && body) resolve(body);
+        else reject(new Error(body && body.message ? body.message : `HTTP ${xhr.status}`));
+      });
+      xhr.addEventListener("error", () => reject(new Error("the upload was interrupted (network error)")));
+      xhr.send(form);
+    });
+  }
+
+  async function upload(file) {
+    uploadStatus(`Sending ${file.name}…`, 0);
+    let job;
+    try {
+      job = await send(file);
+    } catch (e) {
+      uploadStatus(`Upload refused: ${e.message}`, 0, true);
+      api.lastJob = { state: "refused", error: { message: e.message } };
+      return api.lastJob;
+    }
+    api.lastJob = job;
+    refreshJobs();
+    while (!FINAL_STATES.includes(job.state)) {
+      const p = job.progress || {};
+      uploadStatus(`Job ${job.state}: ${p.stage || ""} ${Math.round(p.percent || 0)} %`, job.state === "queued" ? null : p.percent || 0);
+      await new Promise((r) => setTimeout(r, JOB_POLL_MS));
+      try { job = await getJson(job.url); } catch (e) { uploadStatus(`Cannot follow the job: ${e.message}`, null, true); }
+      api.lastJob = job;
+    }
+    refreshJobs();
+    if (job.state === "done") {
+      uploadStatus(`Done: dataset '${job.dataset}' (${job.report ? job.report.feature_count : "?"} features) is in the city.`, 100);
+      await reloadCity();
+      await flyToDataset(job.dataset);
+    } else {
+      uploadStatus(`Job ${job.state}: ${job.error ? job.error.message : ""}`, job.progress ? job.progress.percent : 0, true);
+    }
+    return job;
+  }
+
+  function setUpUpload() {
+    const zone = $("drop-zone");
+    const input = $("upload-file");
+    input.addEventListener("change", () => { if (input.files.length) upload(input.files[0]).finally(() => { input.value = ""; }); });
+    zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (e) => {
+      e.preventDefault();
+      zone.classList.remove("over");
+      if (e.dataTransfer.files.length) upload(e.dataTransfer.files[0]);
+    });
+  }
+
+  async function refreshJobs() {
+    const list = $("job-list");
+    try {
+      api.jobs = (await getJson("/api/jobs?limit=20")).jobs;
+    } catch (e) {
+      list.innerHTML = "";
+      list.appendChild(item("Jobs could not be listed", String(e.message || e), true));
+      return;
+    }
+    list.innerHTML = "";
+    if (!api.jobs.length) list.appendChild(item("No job yet", "Uploads appear here.", true));
+    for (const job of api.jobs) {
+      const li = document.createElement("li");
+      li.dataset.job = job.id;
+      li.dataset.state = job.state;
+      const head = document.createElement("div");
+      const state = document.createElement("span");
+      state.className = `state state-${job.state}`;
+      state.textContent = job.state;
+      const p = job.progress || {};
+      head.append(state, ` ${job.dataset} · ${job.source || ""}` +
+        (FINAL_STATES.includes(job.state) ? "" : ` · ${p.stage || ""} ${Math.round(p.percent || 0)} %`));
+      li.appendChild(head);
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      summary.textContent = job.error ? job.error.message : job.report ? `${job.report.feature_count} features, report` : "progress";
+      const pre = document.createElement("pre");
+      const report = job.report ? { warnings: job.report.warnings, files: job.report.files } : null;
+      pre.textContent = [...(p.messages || []), report ? JSON.stringify(report, null, 1) : ""].join("\n");
+      details.append(summary, pre);
+      li.appendChild(details);
+      list.appendChild(li);
+    }
+  }
+
+  function refreshLists() { loadDatasets(); refreshJobs(); }
+
+  // --- footprint download for the current view -------------------------------------------------
+  function updateFootprintLink() {
+    const link = $("footprint-link");
+    const rect = api.viewer.camera.computeViewRectangle();
+    const params = new URLSearchParams({ format: "gpkg" });
+    if (rect) {
+      const deg = [rect.west, rect.south, rect.east, rect.north].map((r) => Cesium.Math.toDegrees(r).toFixed(6));
+      params.set("bbox", deg.join(","));
+    }
+    if (token()) params.set("access_token", token()); // a link cannot send a header
+    link.href = `/api/footprints?${params}`;
+  }
+
+  async function start() {
+    takeTokenFromUrl();
+    const viewer = createViewer();
+    api.viewer = viewer;
+    $("fly-city").addEventListener("click", () => flyToCity());
+    viewer.camera.moveEnd.addEventListener(updateFootprintLink);
+    setUpUpload();
+    refreshJobs();
+    updateFootprintLink();
+    return loadCity(loadDatasets());
+  }
+
+  api.reloaded = start();
+  api.reloaded.then(settle.resolve, (e) => {
     if (!api.errors.length) api.errors.push(String(e && e.stack ? e.stack : e));
     setStatus(`The viewer failed: ${e && e.message ? e.message : e}`, true);
     settle.reject(e);
