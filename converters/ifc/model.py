@@ -25,7 +25,8 @@ from converters.ifc.mapping import city_class
 from converters.ifc.properties import entity_attributes, property_attributes
 
 _FILE_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
-_INSTANCE = re.compile(rb"(?m)^[ \t]*#\d+[ \t]*=")
+_INSTANCE = re.compile(rb"(?m)^[ \t]*#(\d+)[ \t]*=")
+_REFERENCE = re.compile(rb"[(,][ \t\r\n]*#(\d+)")
 _SI_PREFIX = {"EXA": 1e18, "PETA": 1e15, "TERA": 1e12, "GIGA": 1e9, "MEGA": 1e6, "KILO": 1e3, "HECTO": 1e2,
               "DECA": 1e1, "DECI": 1e-1, "CENTI": 1e-2, "MILLI": 1e-3, "MICRO": 1e-6, "NANO": 1e-9}
 
@@ -56,7 +57,15 @@ def open_model(path: Path, display_name: str) -> Any:
                          file=display_name, schema=schema) from exc
     parsed = sum(1 for _ in model)
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        written = sum(1 for _ in _INSTANCE.finditer(data))  # type: ignore[call-overload]
+        defined = {int(m) for m in _INSTANCE.findall(data)}  # type: ignore[call-overload]
+        referenced = {int(m) for m in _REFERENCE.findall(data)}  # type: ignore[call-overload]
+    written = len(defined)
+    dangling = referenced - defined
+    if dangling:
+        raise TruncatedFileError(
+            f"{display_name}: {len(dangling)} entity instance(s) are referenced but not in the file (e.g. "
+            f"#{min(dangling)}); the file is truncated or corrupt (nothing was imported)",
+            file=display_name, missing=len(dangling), example=min(dangling))
     if parsed < written:
         raise TruncatedFileError(
             f"{display_name}: only {parsed} of the {written} entity instances in the file could be parsed; the file "
