@@ -25,7 +25,7 @@ from converters.ifc.mapping import city_class
 from converters.ifc.properties import entity_attributes, property_attributes
 
 _FILE_SCHEMA = re.compile(rb"FILE_SCHEMA\s*\(\s*\(\s*'([^']*)'", re.IGNORECASE)
-_INSTANCE = re.compile(rb"(?m)^[ \t]*#(\d+)[ \t]*=")
+_INSTANCE = re.compile(rb"(?m)(?:^|;|\*/)[ \t\r\n]*#(\d+)[ \t]*=")  # a definition starts a statement
 _REFERENCE = re.compile(rb"[(,][ \t\r\n]*#(\d+)")
 _SI_PREFIX = {"EXA": 1e18, "PETA": 1e15, "TERA": 1e12, "GIGA": 1e9, "MEGA": 1e6, "KILO": 1e3, "HECTO": 1e2,
               "DECA": 1e1, "DECI": 1e-1, "CENTI": 1e-2, "MILLI": 1e-3, "MICRO": 1e-6, "NANO": 1e-9}

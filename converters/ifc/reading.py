@@ -124,9 +124,14 @@ class IfcReading:
                 if proc.poll() is None:
                     proc.kill()
                 proc.wait()
+                end = time.monotonic() + 5
+                while reader.is_alive() and time.monotonic() < end:  # unblock a reader waiting on a full queue
+                    try:
+                        messages.get(timeout=0.05)
+                    except queue.Empty:
+                        pass
                 if proc.stdout is not None:
                     proc.stdout.close()
-                reader.join(5)
 
     def _receive(self, messages: "queue.Queue[tuple[Any, ...] | None]", proc: subprocess.Popen[bytes],
                  deadline: float, stderr: IO[bytes]) -> tuple[Any, ...]:
