@@ -17,6 +17,8 @@ A map conversion maps project coordinates p (project length units) to map coordi
     N = Northings + f * (o * px + a * py)
     H = OrthogonalHeight + f * pz
 
+(IfcMapConversionScaled first multiplies px, py, pz by FactorX, FactorY, FactorZ.)
+
 with (a, o) = (XAxisAbscissa, XAxisOrdinate) normalised and f the factor from project units to
 map units. IFC4 defines ``Scale`` as that factor (so it includes the unit conversion, e.g. 0.001
 for millimetre projects and metre maps); IFC4.3 files and exporters also write it as a pure grid
@@ -54,6 +56,8 @@ class MapConversion:
     crs_name: str
     map_unit_metres: float | None  # metres per map unit when the file says, else None
     source: str  # "IfcMapConversion" or "ePSet_MapConversion"
+    #: IfcMapConversionScaled (IFC4X3 ADD2) FactorX/Y/Z, applied to the project axes before the rotation
+    factors: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -215,7 +219,8 @@ def _map_placement(mc: MapConversion, unit_metres: float, frame: CrsFrame, repor
     # kernel vertices are metres: back to project units (/ unit_metres), then * factor
     k = factor / unit_metres
     # vertical: the same factor (project units -> map units), then the CRS's own z handling
-    matrix = np.array([[a * k, -o * k, 0.0], [o * k, a * k, 0.0], [0.0, 0.0, k]])
+    fx, fy, fz = mc.factors
+    matrix = np.array([[a * k * fx, -o * k * fy, 0.0], [o * k * fx, a * k * fy, 0.0], [0.0, 0.0, k * fz]])
     offset = np.array([mc.eastings, mc.northings, mc.orthogonal_height], dtype=np.float64)
     return Placement(frame, matrix, offset, "")
 

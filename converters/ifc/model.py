@@ -94,7 +94,8 @@ def _map_conversion(model: Any, notes: list[str]) -> MapConversion | None:
                 float(mc.XAxisAbscissa if mc.XAxisAbscissa is not None else 1.0),
                 float(mc.XAxisOrdinate if mc.XAxisOrdinate is not None else 0.0),
                 None if mc.Scale is None else float(mc.Scale), str(getattr(crs, "Name", "") or ""),
-                _unit_metres(getattr(crs, "MapUnit", None)), "IfcMapConversion")
+                _unit_metres(getattr(crs, "MapUnit", None)), mc.is_a(),
+                _axis_factors(mc))
     for site in model.by_type("IfcSite"):
         psets = element_util.get_psets(site)
         conv, crs = psets.get("ePSet_MapConversion"), psets.get("ePSet_ProjectedCRS", {})
@@ -110,6 +111,12 @@ def _map_conversion(model: Any, notes: list[str]) -> MapConversion | None:
         except (KeyError, TypeError, ValueError) as exc:
             notes.append(f"ePSet_MapConversion on IfcSite {site.GlobalId} is incomplete ({exc!s}); ignored")
     return None
+
+
+def _axis_factors(mc: Any) -> tuple[float, float, float]:
+    if not mc.is_a("IfcMapConversionScaled"):
+        return 1.0, 1.0, 1.0
+    return float(mc.FactorX), float(mc.FactorY), float(mc.FactorZ)
 
 
 def _unit_metres(unit: Any) -> float | None:
