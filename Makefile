@@ -8,7 +8,7 @@ PORT   ?= 8000
 CIM_DATA ?= city-data
 export CIM_DATA
 
-.PHONY: install test test-deps demo serve bench clean lint
+.PHONY: install test test-deps demo serve bench bench-deps bench-ifc clean lint
 
 ## install: .venv with the `cim` command and the viewer's CesiumJS (npm registry)
 install: $(VENV)/.installed server/static/vendor/cesium/Cesium.js
@@ -44,5 +44,17 @@ serve: install
 bench: install
 	$(BIN)/python benchmarks/bench_citygml_import.py
 
+## bench-deps: the peers benchmarks compare against, in their own venv (.venv-peers): py3dtiles with its IFC and LAS extras
+bench-deps: .venv-peers/.installed
+
+.venv-peers/.installed:
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet 'py3dtiles[ifc,las]'
+	touch $@
+
+## bench-ifc: cim convert vs py3dtiles convert vs the bare ifcopenshell iterator on ../shared/data/ifc
+bench-ifc: install bench-deps
+	$(BIN)/python benchmarks/bench_ifc.py
+
 clean:
-	rm -rf $(VENV) server/static/vendor server/viewer/node_modules .pytest_cache build
+	rm -rf $(VENV) .venv-peers server/static/vendor server/viewer/node_modules .pytest_cache build

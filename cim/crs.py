@@ -196,6 +196,16 @@ def epsg_from_user(text: str) -> int:
     return parse_crs(text).horizontal
 
 
+def horizontal_unit_metres(epsg: int) -> float:
+    """Metres per unit of the first axis of EPSG:``epsg`` (1.0 for metres, 0.3048 for feet).
+    Geographic CRSs (degrees) return 1.0: callers must not scale angles."""
+    crs = _crs(epsg)
+    axes = crs.axis_info
+    if crs.is_geographic or not axes:
+        return 1.0
+    return float(axes[0].unit_conversion_factor)
+
+
 def crs_uri(epsg: int) -> str:
     if epsg == WGS84_EPSG:
         return "http://www.opengis.net/def/crs/OGC/1.3/CRS84"

@@ -62,6 +62,26 @@ class HostileInputError(ParseError):
     code = "hostile_input"
 
 
+class ConverterCrashError(ParseError):
+    """The library reading the file crashed on it (e.g. ifcopenshell on a placement that refers to
+    itself); the crash was contained in a child process and nothing was imported."""
+
+    code = "converter_crashed"
+
+
+class ConversionTimeoutError(InputError):
+    """Reading the file took longer than the time limit; nothing was imported."""
+
+    code = "conversion_timeout"
+
+
+class UnsafeArchiveError(HostileInputError):
+    """An archive (e.g. ``.ifczip``) breaks a safety limit: entry or total size, compression
+    ratio, entry count, or a path that escapes the extraction folder."""
+
+    code = "unsafe_archive"
+
+
 class CrsError(InputError):
     """Base of coordinate reference system problems."""
 

@@ -76,6 +76,8 @@ class _Batcher:
                 ranges = [h for h in heights[start + 1:stop] if h is not None]
                 if ranges:
                     heights[start] = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+        for start, stop in self.groups:
+            _inner_footprints(batch, heights, footprints, start, stop)
         idx = [i for i, fp in enumerate(footprints) if fp is not None]
         if idx:
             converted = _to_lonlat(frame, [footprints[i] for i in idx])
@@ -86,6 +88,28 @@ class _Batcher:
         self.features = rest
         self.group_start = 0
         self.groups = []
+
+
+def _inner_footprints(batch: list[Feature], heights: list[tuple[float, float] | None],
+                      footprints: list[BaseGeometry | None], start: int, stop: int) -> None:
+    """Features below the top of a group that carry their own footprint (e.g. an IFC Building
+    under its Site) keep it; without geometry of their own, their height range is that of
+    their descendants (parents come before children within a group)."""
+    inner = [i for i in range(start + 1, stop) if batch[i].footprint is not None]
+    if not inner:
+        return
+    index = {batch[i].id: i for i in range(start, stop)}
+    ranges: dict[int, tuple[float, float]] = {}
+    for i in range(stop - 1, start, -1):  # children before parents: roll height ranges up
+        own = heights[i] if heights[i] is not None else ranges.get(i)
+        parent = index.get(batch[i].parent) if batch[i].parent else None
+        if own is not None and parent is not None:
+            cur = ranges.get(parent)
+            ranges[parent] = own if cur is None else (min(cur[0], own[0]), max(cur[1], own[1]))
+    for i in inner:
+        footprints[i] = batch[i].footprint
+        if heights[i] is None:
+            heights[i] = ranges.get(i)
 
 
 def _to_lonlat(frame: Frame, geoms: list[BaseGeometry]) -> list[BaseGeometry]:

@@ -56,9 +56,16 @@ class _Entry:
         return getattr(importlib.import_module(module), cls)()  # type: ignore[no-any-return]
 
 
+def _is_ifc(head: bytes) -> bool:
+    from converters.ifc.archive import sniff  # stdlib only: ifcopenshell is imported by the reader's child
+
+    return sniff(head)
+
+
 _REGISTRY: list[_Entry] = [
     _Entry("citygml", _is_citygml, (".gml", ".citygml", ".xml"), "converters.citygml:CityGmlConverter"),
     _Entry("cityjson", _is_cityjson, (".json",), "converters.cityjson:CityJsonConverter"),
+    _Entry("ifc", _is_ifc, (".ifc", ".ifczip"), "converters.ifc:IfcConverter"),
 ]
 
 

@@ -28,7 +28,7 @@ from tiling.feature_metadata import MetadataSchema, batch_table, build_schema, f
 from tiling.frames import DatasetPlane, ecef_to_local, relative_transform
 from tiling.gltf_content import GENERATOR, ClassGroup, write_batched_glb, write_glb
 from tiling.partition import PartitionParams
-from tiling.primitive import FeatureMesh, build_primitive
+from tiling.primitive import FeatureMesh, build_primitive, parse_colour
 from tiling.tileset import ADD, Tile, tileset_json, write_tileset
 from tiling.tree import TileNode, build_tree, feature_extents, tileset_geometric_error
 
@@ -186,7 +186,7 @@ def _local_meshes(features: list[Feature], frame: Frame, world: np.ndarray) -> l
     counts = [len(m.vertices) for m in meshes]
     local = ecef_to_local(world, frame.to_ecef(np.concatenate([m.vertices for m in meshes])))
     parts = np.split(local, np.cumsum(counts)[:-1])
-    return [FeatureMesh(p, m.triangles, m.surfaces, i, f.city_class)
+    return [FeatureMesh(p, m.triangles, m.surfaces, i, f.city_class, parse_colour(f.attributes.get("color")))
             for i, (p, m, f) in enumerate(zip(parts, meshes, features, strict=True))]
 
 

@@ -7,7 +7,8 @@ one property per attribute key seen on features of that class. Attribute keys ar
 identifiers (``Pset_WallCommon.IsExternal`` -> ``Pset_WallCommon_IsExternal``); the original key
 is the property's ``name``. Missing values are written as the property's ``noData`` value, so
 clients read them as undefined (``""`` for strings, :data:`NO_DATA_FLOAT64` and
-:data:`NO_DATA_INT32` for numbers); BOOLEAN properties have no noData and read missing as false.
+:data:`NO_DATA_INT32` for numbers). BOOLEAN properties have no noData, so a boolean attribute
+that some features of the class lack is written as STRING (``"true"``/``"false"``, ``""``).
 """
 from __future__ import annotations
 
@@ -112,10 +113,13 @@ class _KeyStats:
     kinds: set[str] = field(default_factory=set)
     lo: int = 0
     hi: int = 0
+    count: int = 0  # features that have a value
+    total: int = 0  # features of the class (set by build_schema)
 
     def see(self, value: Any) -> None:
         if value is None:
             return
+        self.count += 1
         if isinstance(value, bool):
             self.kinds.add("bool")
         elif isinstance(value, int):
@@ -130,7 +134,9 @@ class _KeyStats:
         if not self.kinds or "str" in self.kinds or ("bool" in self.kinds and len(self.kinds) > 1):
             return STRING
         if self.kinds == {"bool"}:
-            return BOOLEAN
+            # BOOLEAN has no noData: a key that some features lack would read "false" for them,
+            # so it is written as STRING ("true"/"false", "" = missing)
+            return BOOLEAN if self.count >= self.total else STRING
         if self.kinds == {"int"} and _INT32_RANGE[0] <= self.lo and self.hi <= _INT32_RANGE[1]:
             return INT32
         if max(-self.lo, self.hi) <= _EXACT_FLOAT:
@@ -192,14 +198,19 @@ def build_schema(dataset: str, features: Iterable[Feature], classes: Iterable[st
     class. ``classes`` limits the schema to these classes (those with geometry) and makes sure
     each of them has a class even when none of its features has attributes."""
     stats: dict[str, dict[str, _KeyStats]] = {c: {} for c in (classes or [])}
+    totals: dict[str, int] = {}
     wanted = set(stats) if classes is not None else None
     for feature in features:
         cls = feature.city_class.value
         if wanted is not None and cls not in wanted:
             continue
         per_class = stats.setdefault(cls, {})
+        totals[cls] = totals.get(cls, 0) + 1
         for key, value in feature.attributes.items():
             per_class.setdefault(key, _KeyStats()).see(value)
+    for cls, keys in stats.items():
+        for key_stats in keys.values():
+            key_stats.total = totals.get(cls, 0)
     return MetadataSchema(schema_id(dataset), dataset, {cls: _class_specs(keys) for cls, keys in sorted(stats.items())})
 
 

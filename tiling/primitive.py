@@ -1,5 +1,8 @@
 """Feature meshes in a tile's local frame -> the vertex arrays of one glTF primitive.
 
+Colours: a feature's own colour (its ``color`` attribute, e.g. the IFC style of the element) when it
+has one, else a colour per semantic surface type.
+
 Local frame: east, north, up metres (z-up, the tile's ENU frame). glTF is y-up, and 3D Tiles
 clients rotate glTF content by +90 degrees about x (y-up -> z-up), so positions and normals are
 written as glTF (x, y, z) = (E, U, -N).
@@ -10,6 +13,7 @@ Degenerate triangles (zero area) are dropped.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,6 +98,18 @@ class FeatureMesh:
     surfaces: npt.NDArray[np.uint8]
     feature_id: int
     city_class: CityClass
+    colour: tuple[int, int, int] | None = None  # sRGB of the feature (e.g. its IFC style); None: by semantics
+
+
+def parse_colour(value: object) -> tuple[int, int, int] | None:
+    """A feature's ``color`` attribute (``#rrggbb``, sRGB) as a tuple, or None when absent or malformed."""
+    if not isinstance(value, str) or not re.fullmatch(r"#[0-9A-Fa-f]{6}", value):
+        return None
+    return int(value[1:3], 16), int(value[3:5], 16), int(value[5:7], 16)
+
+
+def _linear_rgba(rgb: tuple[int, int, int]) -> npt.NDArray[np.uint8]:
+    return np.array([round(_linear(c) * 255) for c in rgb] + [255], dtype=np.uint8)
 
 
 @dataclass
@@ -122,7 +138,7 @@ class PrimitiveArrays:
 
 def build_primitive(meshes: list[FeatureMesh]) -> PrimitiveArrays:
     """Concatenate feature meshes into flat-shaded, coloured, feature-id'd vertex arrays."""
-    verts, corners, normals, surfaces, fids = [], [], [], [], []
+    verts, corners, normals, surfaces, fids, colours = [], [], [], [], [], []
     offset = 0
     for m in meshes:
         if len(m.triangles) == 0:
@@ -150,6 +166,7 @@ def build_primitive(meshes: list[FeatureMesh]) -> PrimitiveArrays:
         normals.append(cross / length[:, None])
         surfaces.append(surf)
         fids.append(np.full(len(tri), m.feature_id, np.int64))
+        colours.append(COLOR_TABLE[surf] if m.colour is None else np.tile(_linear_rgba(m.colour), (len(tri), 1)))
         offset += len(v)
     if not corners:
         return PrimitiveArrays(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32),
@@ -159,6 +176,7 @@ def build_primitive(meshes: list[FeatureMesh]) -> PrimitiveArrays:
     tri_normal = np.concatenate(normals)
     tri_surface = np.concatenate(surfaces)
     tri_fid = np.concatenate(fids)
+    tri_colour = np.concatenate(colours)
     # one output vertex per distinct (source vertex, quantised normal, surface type)
     qn = np.round(tri_normal * 32767).astype(np.int64)
     keys = np.column_stack([
@@ -174,7 +192,7 @@ def build_primitive(meshes: list[FeatureMesh]) -> PrimitiveArrays:
     return PrimitiveArrays(
         positions=positions,
         normals=vertex_normals.astype(np.float32),
-        colors=COLOR_TABLE[tri_surface[corner_tri]],
+        colors=tri_colour[corner_tri],
         feature_ids=tri_fid[corner_tri].astype(np.float32),
         indices=np.asarray(inverse, dtype=np.uint32).reshape(-1),
     )
