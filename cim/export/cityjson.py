@@ -21,7 +21,8 @@ import numpy.typing as npt
 
 from cim.classes import CityClass, SurfaceType
 from cim.crs import LocalFrame, crs_frame, frame_from_spec, transform_xy
-from cim.export.footprints import FootprintQuery, _atomic_text, select_footprints
+from cim.export.footprints import FootprintQuery, select_footprints
+from cim.export.output_file import write_text_atomically
 from cim.export.output_crs import output_crs
 from cim.feature import Feature
 from cim.store.base import Store
@@ -188,5 +189,5 @@ def write_cityjson(store: Store, dataset: str, out: Path, *, bbox: tuple[float, 
     def write(fh: Any) -> int:
         json.dump(doc, fh, ensure_ascii=False, separators=(",", ":"))
         return len(doc["CityObjects"])
-    n = _atomic_text(Path(out), write)
+    n = write_text_atomically(Path(out), write)
     return CityJsonSummary(n, len(doc["vertices"]), doc["metadata"].get("referenceSystem"))

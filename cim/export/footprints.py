@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,8 @@ from typing import IO, Any
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from cim.errors import InputError, InvalidParameterError
+from cim.errors import InvalidParameterError
+from cim.export.output_file import write_text_atomically
 from cim.export.output_crs import CRS84, OutputCrs, bbox_polygon_lonlat, to_output
 from cim.store.base import FootprintRow, Store
 
@@ -180,7 +179,7 @@ def write_geojson(items: Iterable[ExportedFootprint], crs: OutputCrs, out: Path 
     """A GeoJSON FeatureCollection, one feature per line (streamed); returns the feature count.
     A path is written atomically (temporary file, then rename)."""
     if isinstance(out, Path):
-        return _atomic_text(out, lambda fh: write_geojson(items, crs, fh))
+        return write_text_atomically(out, lambda fh: write_geojson(items, crs, fh))
     head: dict[str, Any] = {"type": "FeatureCollection"}
     member = crs_member(crs)
     if member is not None:
@@ -192,20 +191,3 @@ def write_geojson(items: Iterable[ExportedFootprint], crs: OutputCrs, out: Path 
         n += 1
     out.write("\n]}\n")
     return n
-
-
-def _atomic_text(path: Path, write: Any) -> int:
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; --out needs a file name", path=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            n: int = write(fh)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        return n
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

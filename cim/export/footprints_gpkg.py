@@ -8,9 +8,7 @@ file renamed into place when complete.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,9 +17,9 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from cim.crs import crs_name, crs_wkt1
-from cim.errors import InputError
 from cim.export.footprints import COLUMNS, ExportedFootprint, properties
 from cim.export.output_crs import OutputCrs
+from cim.export.output_file import atomic_output
 from cim.store import gpkg
 
 TABLE = "footprints"
@@ -32,20 +30,8 @@ def write_gpkg(items: Iterable[ExportedFootprint], crs: OutputCrs, path: Path) -
     ``crs.lat_first`` False) to ``path``; returns the feature count."""
     if crs.lat_first:
         raise ValueError("GeoPackage geometries are x = easting/longitude; select with authority_axis_order=False")
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; --out needs a file name", path=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gpkg", dir=path.parent)
-    os.close(fd)
-    try:
-        n = _write(items, crs, Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        return n
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, suffix=".gpkg") as tmp:
+        return _write(items, crs, tmp)
 
 
 def _write(items: Iterable[ExportedFootprint], crs: OutputCrs, path: Path) -> int:
