@@ -73,6 +73,10 @@ class DatasetWriter(Protocol):
     def add(self, feature: Feature, footprint_lonlat: BaseGeometry | None,
             height_range: tuple[float, float] | None) -> None: ...
 
+    def add_point_block(self, block: bytes, points: int) -> None:
+        """Append an encoded block of points (:mod:`cim.points`) to a point-cloud dataset."""
+        ...
+
     def extend_bbox(self, west: float, south: float, east: float, north: float) -> None:
         """Widen the dataset's lon/lat extent (for features without footprints)."""
         ...
@@ -108,5 +112,13 @@ class Store(Protocol):
 
     def footprints(self, bbox: tuple[float, float, float, float] | None = None, *, dataset: str | None = None,
                    limit: int | None = None, offset: int = 0) -> Iterator[FootprintRow]: ...
+
+    def point_block_count(self, dataset: str) -> tuple[int, int]:
+        """(blocks, points) stored for a point-cloud dataset (0, 0 for other datasets)."""
+        ...
+
+    def point_blocks(self, dataset: str) -> Iterator[bytes]:
+        """The encoded point blocks of ``dataset``, one at a time, in write order."""
+        ...
 
     def close(self) -> None: ...
