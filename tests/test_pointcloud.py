@@ -86,16 +86,21 @@ def test_failed_import_keeps_previous_version(store: SqliteStore, shared_data: P
 def test_grid_select_keeps_one_point_per_cell() -> None:
     rng = np.random.default_rng(5)
     p = rng.uniform(0, 10, (20_000, 3))
-    keep = grid_select(p, np.zeros(3), 1.0)
+    keep = grid_select(p.T, np.zeros(3), 1.0)
     cells = np.floor(p).astype(int)
     assert len({tuple(c) for c in cells[keep]}) == keep.sum() == len({tuple(c) for c in cells})
 
 
-def test_shuffle_order_depends_only_on_positions() -> None:
+def test_shuffle_order_does_not_depend_on_spill_file_order() -> None:
+    """Workers append blocks to a node's spill files in any order: the order used for
+    subsampling must be the same whichever file is read first."""
     rng = np.random.default_rng(6)
-    p = rng.uniform(0, 100, (1000, 3))
-    perm = rng.permutation(1000)
-    assert np.array_equal(p[shuffle_order(p)], p[perm][shuffle_order(p[perm])])
+    a, b = rng.uniform(0, 100, (3, 70_000)), rng.uniform(0, 100, (3, 50_000))
+    sa, sb = np.zeros(70_000, np.uint16), np.ones(50_000, np.uint16)
+    one = np.hstack([a, b])[:, shuffle_order(np.hstack([a, b]), np.r_[sa, sb])]
+    two = np.hstack([b, a])[:, shuffle_order(np.hstack([b, a]), np.r_[sb, sa])]
+    assert np.array_equal(one, two)
+    assert not np.array_equal(one, np.hstack([a, b]))  # and it is shuffled
 
 
 def _contents_in_ecef(out: Path, doc: dict) -> tuple[np.ndarray, int]:

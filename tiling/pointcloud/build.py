@@ -94,7 +94,7 @@ def build_point_tiles(store: Store, dataset: str, out_dir: Path, *, format: str,
     try:
         with _executor(workers) as pool:
             buckets: set[str] = set()
-            for n, touched in _bounded(pool, distribute_block, ((job, b) for b in store.point_blocks(dataset)), workers):
+            for n, touched in _bounded(pool, distribute_block, ((job, seq, b) for seq, b in enumerate(store.point_blocks(dataset))), workers):
                 buckets.update(touched)
                 done += n
                 if progress is not None:

@@ -18,7 +18,8 @@ Array = npt.NDArray[np.float64]
 Address = tuple[int, int, int, int]  # level, ix, iy, iz
 
 #: the spill/working record of one point: plane-ENU position (metres) and attributes
-POINT = np.dtype([("p", "<f8", (3,)), ("rgb", "u1", (3,)), ("cls", "u1"), ("ret", "u1"), ("inten", "<u2")])
+POINT = np.dtype([("p", "<f8", (3,)), ("rgb", "u1", (3,)), ("cls", "u1"), ("ret", "u1"), ("inten", "<u2"),
+                  ("seq", "<u2")])  # seq: the store block the point came from (mod 65536), for a stable order
 DENSE_CELLS = 1 << 24  # above this many cells the grid uses a sort instead of a dense table
 
 
@@ -39,11 +40,17 @@ class Cube:
     def node_centre(self, address: Address) -> Array:
         return self.node_lo(address) + self.side(address[0]) / 2
 
-    def cell_of(self, p: Array, level: int) -> npt.NDArray[np.int64]:
-        """(n, 3) integer node coordinates of positions ``p`` at ``level`` (clipped to the cube)."""
+    def node_key(self, p: Array, level: int) -> npt.NDArray[np.int64]:
+        """``(ix * n + iy) * n + iz`` of the node at ``level`` holding each of the (3, n)
+        positions ``p`` (clipped to the cube; ``n = 2**level``)."""
         n = 1 << level
-        ci = np.floor((p - np.asarray(self.lo)) / self.side(level)).astype(np.int64)
-        return np.clip(ci, 0, n - 1, out=ci)
+        key = np.zeros(p.shape[1], np.int64)
+        for a in range(3):
+            ci = np.floor((p[a] - self.lo[a]) * (1.0 / self.side(level))).astype(np.int64)
+            np.clip(ci, 0, n - 1, out=ci)
+            key *= n
+            key += ci
+        return key
 
 
 def cube_around(lo: Array, hi: Array) -> Cube:
@@ -79,30 +86,37 @@ def spacing(cube: Cube, level: int, grid: int) -> float:
     return cube.side(level) / grid
 
 
-def shuffle_order(p: Array) -> npt.NDArray[np.intp]:
-    """A pseudo-random order of the points that depends only on their positions (millimetres), so
-    subsampling picks the same points whatever order the points arrived in."""
-    q = np.round(p * 1000.0).astype(np.int64).view(np.uint64)
-    h = q[:, 0] * np.uint64(0x9E3779B97F4A7C15)
-    h ^= q[:, 1] * np.uint64(0xC2B2AE3D27D4EB4F)
-    h ^= q[:, 2] * np.uint64(0x165667B19E3779F9)
-    h ^= h >> np.uint64(29)
+def shuffle_order(p: Array, seq: npt.NDArray[np.uint16]) -> npt.NDArray[np.intp]:
+    """A pseudo-random order of the points (``p`` is (3, n)) that depends only on their
+    positions (millimetres) and, for equal hashes, on the store order (``seq``, then position in
+    the spill), so subsampling picks the same points whatever worker wrote which spill file.
+    Two radix sorts (16-bit keys): O(n)."""
+    by_block = np.argsort(seq, kind="stable")
+    q = np.round(p[:, by_block] * 1000.0).astype(np.int64).view(np.uint64)
+    h = q[0] * np.uint64(0x9E3779B97F4A7C15)
+    h ^= q[1] * np.uint64(0xC2B2AE3D27D4EB4F)
+    h ^= q[2] * np.uint64(0x165667B19E3779F9)
+    h ^= h >> np.uint64(31)
     h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(32)
-    return np.argsort(h, kind="stable")
+    h16 = (h >> np.uint64(48)).astype(np.uint16)
+    result: npt.NDArray[np.intp] = by_block[np.argsort(h16, kind="stable")]
+    return result
 
 
 def grid_select(p: Array, origin: Array, cell: float) -> npt.NDArray[np.bool_]:
     """A mask keeping exactly one point per occupied cell of the grid (``cell`` metres, aligned
-    on ``origin``): the last point of each cell in the given order."""
-    n = len(p)
+    on ``origin``): the last point of each cell in the given order. ``p`` is (3, n)."""
+    n = p.shape[1]
     if n == 0:
         return np.zeros(0, bool)
-    ci = np.floor((p - origin) / cell).astype(np.int64)
-    ci -= ci.min(axis=0)
-    dims = ci.max(axis=0) + 1
-    key = (ci[:, 0] * dims[1] + ci[:, 1]) * dims[2] + ci[:, 2]
-    cells = int(dims[0]) * int(dims[1]) * int(dims[2])
+    axes = []
+    for a in range(3):
+        ci = np.floor((p[a] - origin[a]) * (1.0 / cell)).astype(np.int64)
+        ci -= ci.min()
+        axes.append(ci)
+    dims = [int(ci.max()) + 1 for ci in axes]
+    key = (axes[0] * dims[1] + axes[1]) * dims[2] + axes[2]
+    cells = dims[0] * dims[1] * dims[2]
     idx = np.arange(n, dtype=np.int64)
     if cells <= DENSE_CELLS:
         owner = np.empty(cells, np.int64)
@@ -115,10 +129,12 @@ def grid_select(p: Array, origin: Array, cell: float) -> npt.NDArray[np.bool_]:
     return mask
 
 
-def octant(p: Array, centre: Array) -> npt.NDArray[np.int64]:
-    """0-7: bit 0 east of the centre, bit 1 north, bit 2 above."""
-    return ((p[:, 0] >= centre[0]).astype(np.int64) | ((p[:, 1] >= centre[1]).astype(np.int64) << 1)
-            | ((p[:, 2] >= centre[2]).astype(np.int64) << 2))
+def octant(p: Array, centre: Array) -> npt.NDArray[np.uint8]:
+    """0-7 for (3, n) positions: bit 0 east of the centre, bit 1 north, bit 2 above."""
+    o = (p[0] >= centre[0]).astype(np.uint8)
+    o |= (p[1] >= centre[1]).astype(np.uint8) << 1
+    o |= (p[2] >= centre[2]).astype(np.uint8) << 2
+    return o
 
 
 def child_address(address: Address, octant_index: int) -> Address:

@@ -68,25 +68,35 @@ def spill_name(address: Address) -> str:
 
 # --- distribution ---------------------------------------------------------------------------
 
-def distribute_block(job: Job, blob: bytes) -> tuple[int, list[str]]:
-    """Decode one store block, place its points in the plane, and append them to the spill
+def to_plane(world: npt.NDArray[np.float64], ecef: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """ECEF (n, 3) -> (3, n) coordinates in the plane whose ENU->ECEF matrix is ``world``
+    (the rotation written out as 1-D operations: faster than a BLAS call on (n, 3))."""
+    d = [ecef[:, a] - world[a, 3] for a in range(3)]
+    r = world[:3, :3]
+    out = np.empty((3, len(ecef)), np.float64)
+    for k in range(3):
+        out[k] = d[0] * r[0, k] + d[1] * r[1, k] + d[2] * r[2, k]
+    return out
+
+
+def distribute_block(job: Job, seq: int, blob: bytes) -> tuple[int, list[str]]:
+    """Decode store block ``seq``, place its points in the plane, and append them to the spill
     file of their bucket node. Returns (points, spill names touched)."""
     chunk = decode_block(blob)
     frame = frame_from_spec(job.frame_spec)
-    local = ecef_to_local(job.world, frame.to_ecef(chunk.xyz))
-    records = np.empty(len(chunk), POINT)
-    records["p"] = local
-    records["rgb"] = chunk.rgb if chunk.rgb is not None else _PALETTE[chunk.classification]
-    records["cls"] = chunk.classification
-    records["ret"] = chunk.return_number
-    records["inten"] = chunk.intensity
+    local = to_plane(job.world, frame.to_ecef(chunk.xyz))
     level = job.bucket_level
-    cells = job.cube.cell_of(local, level)
+    key = job.cube.node_key(local, level)
     n = 1 << level
-    key = (cells[:, 0] * n + cells[:, 1]) * n + cells[:, 2]
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key.astype(np.uint16) if n ** 3 <= 65536 else key, kind="stable")
+    records = np.empty(len(chunk), POINT)
+    records["p"] = local.T[order]
+    records["rgb"] = (chunk.rgb if chunk.rgb is not None else _PALETTE[chunk.classification])[order]
+    records["cls"] = chunk.classification[order]
+    records["ret"] = chunk.return_number[order]
+    records["inten"] = chunk.intensity[order]
+    records["seq"] = seq % 65536
     key = key[order]
-    records = records[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     ends = np.r_[starts[1:], len(key)]
     touched = []
@@ -130,7 +140,7 @@ def _split(job: Job, address: Address, files: list[Path]) -> tuple[list[NodeReco
         count = f.stat().st_size // POINT.itemsize
         for start in range(0, count, step):
             part = np.fromfile(f, POINT, count=step, offset=start * POINT.itemsize)
-            oct_ = octant(part["p"], centre)
+            oct_ = octant(part["p"].T, centre)
             for o in np.unique(oct_):
                 child = child_address(address, int(o))
                 _append(Path(job.spill_dir) / f"{spill_name(child)}.{os.getpid()}.bin", part[oct_ == o])
@@ -155,36 +165,42 @@ def _split(job: Job, address: Address, files: list[Path]) -> tuple[list[NodeReco
 
 
 def _in_memory(job: Job, address: Address, points: npt.NDArray[Any]) -> tuple[list[NodeRecord], list[tuple[Address, bytes]]]:
+    """Build a bucket held in memory. Selection works on (3, n) positions and an index into
+    ``points``; records are gathered only for the points written."""
     if len(points) == 0:
         return [], []
-    points = points[shuffle_order(points["p"])]
+    p = np.ascontiguousarray(points["p"].T)
+    idx = shuffle_order(p, points["seq"])
+    p = p[:, idx]
     upper: list[tuple[Address, bytes]] = []
     origin = np.asarray(job.cube.lo)
     for level in range(address[0]):  # the levels above: aligned global grids, top down
-        keep = grid_select(points["p"], origin, job.cube.side(level) / job.grid)
-        upper.append((ancestor(address, level), points[keep].tobytes()))
-        points = points[~keep]
+        keep = grid_select(p, origin, job.cube.side(level) / job.grid)
+        upper.append((ancestor(address, level), points[idx[keep]].tobytes()))
+        p, idx = p[:, ~keep], idx[~keep]
     records: list[NodeRecord] = []
-    _subtree(job, address, points, records)
+    _subtree(job, address, points, p, idx, records)
     return records, upper
 
 
-def _subtree(job: Job, address: Address, points: npt.NDArray[Any], records: list[NodeRecord]) -> None:
-    if len(points) == 0:
+def _subtree(job: Job, address: Address, points: npt.NDArray[Any], p: npt.NDArray[np.float64],
+             idx: npt.NDArray[np.intp], records: list[NodeRecord]) -> None:
+    if len(idx) == 0:
         return
-    if len(points) <= job.leaf_points:
-        records.append(write_node(job, address, points, leaf=True))
+    if len(idx) <= job.leaf_points:
+        records.append(write_node(job, address, points[idx], leaf=True))
         return
-    keep = grid_select(points["p"], np.asarray(job.cube.lo), job.cube.side(address[0]) / job.grid)
-    records.append(write_node(job, address, points[keep], leaf=False))
-    rest = points[~keep]
-    oct_ = octant(rest["p"], job.cube.node_centre(address))
+    keep = grid_select(p, np.asarray(job.cube.lo), job.cube.side(address[0]) / job.grid)
+    records.append(write_node(job, address, points[idx[keep]], leaf=False))
+    p, idx = p[:, ~keep], idx[~keep]
+    oct_ = octant(p, job.cube.node_centre(address))
     order = np.argsort(oct_, kind="stable")
-    rest, oct_ = rest[order], oct_[order]
+    p, idx, oct_ = p[:, order], idx[order], oct_[order]
     bounds = np.searchsorted(oct_, np.arange(9))
     for o in range(8):
         if bounds[o + 1] > bounds[o]:
-            _subtree(job, child_address(address, o), rest[bounds[o]:bounds[o + 1]], records)
+            sl = slice(bounds[o], bounds[o + 1])
+            _subtree(job, child_address(address, o), points, p[:, sl], idx[sl], records)
 
 
 def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bool) -> NodeRecord:
