@@ -18,9 +18,11 @@ and a ``fork`` after threads can deadlock.
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import shutil
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -44,6 +46,7 @@ from tiling.tileset import ADD, Tile, tileset_json, write_tileset
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ def build_point_tiles(store: Store, dataset: str, out_dir: Path, *, format: str,
     done = 0
     records: list[NodeRecord] = []
     upper: dict[Address, list[bytes]] = {}
+    t_start = time.perf_counter()
     try:
         with _executor(workers) as pool:
             buckets: set[str] = set()
@@ -99,6 +103,9 @@ def build_point_tiles(store: Store, dataset: str, out_dir: Path, *, format: str,
                 done += n
                 if progress is not None:
                     progress(done, 2 * total)
+            t_distributed = time.perf_counter()
+            log.debug("distributed %d points into %d level-%d buckets in %.2f s", total, len(buckets), level,
+                      t_distributed - t_start)
             addresses = sorted(_address(name) for name in buckets)
             for node_records, node_upper in _bounded(pool, build_bucket, ((job, a) for a in addresses), workers):
                 records += node_records
@@ -107,6 +114,7 @@ def build_point_tiles(store: Store, dataset: str, out_dir: Path, *, format: str,
                 done += sum(r.points for r in node_records)
                 if progress is not None:
                     progress(done, 2 * total)
+            log.debug("built %d buckets in %.2f s", len(addresses), time.perf_counter() - t_distributed)
         for addr in sorted(upper):
             pts = np.concatenate([np.frombuffer(d, POINT) for d in upper[addr]])
             if len(pts):

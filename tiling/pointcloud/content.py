@@ -56,7 +56,8 @@ def write_points_glb(local: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8],
     if n == 0:
         raise ValueError("a point tile needs at least one point")
     builder = GltfBuilder(GENERATOR)
-    yup = np.column_stack([local[:, 0], local[:, 2], -local[:, 1]]).astype(np.float32)
+    yup = np.empty((n, 3), np.float32)
+    yup[:, 0], yup[:, 1], yup[:, 2] = local[:, 0], local[:, 2], -local[:, 1]
     colours = np.empty((n, 4), np.uint8)
     colours[:, :3] = rgb
     colours[:, 3] = 255

@@ -88,11 +88,11 @@ def spacing(cube: Cube, level: int, grid: int) -> float:
 
 def shuffle_order(p: Array, seq: npt.NDArray[np.uint16]) -> npt.NDArray[np.intp]:
     """A pseudo-random order of the points (``p`` is (3, n)) that depends only on their
-    positions (millimetres) and, for equal hashes, on the store order (``seq``, then position in
-    the spill), so subsampling picks the same points whatever worker wrote which spill file.
-    Two radix sorts (16-bit keys): O(n)."""
+    positions (a hash of the float64 bits) and, for equal hashes, on the store order (``seq``,
+    then position in the spill), so subsampling picks the same points whatever worker wrote
+    which spill file. Two radix sorts (16-bit keys): O(n)."""
     by_block = np.argsort(seq, kind="stable")
-    q = np.round(p[:, by_block] * 1000.0).astype(np.int64).view(np.uint64)
+    q = np.ascontiguousarray(p[:, by_block]).view(np.uint64)
     h = q[0] * np.uint64(0x9E3779B97F4A7C15)
     h ^= q[1] * np.uint64(0xC2B2AE3D27D4EB4F)
     h ^= q[2] * np.uint64(0x165667B19E3779F9)

@@ -16,8 +16,8 @@ import numpy.typing as npt
 
 from cim.crs import frame_from_spec
 from cim.points import class_palette, decode_block
-from tiling.frames import ecef_to_local
 from tiling.pointcloud.content import write_pnts, write_points_glb
+from tiling.pointcloud.placement import to_plane
 from tiling.pointcloud.octree import (
     POINT,
     Address,
@@ -68,23 +68,12 @@ def spill_name(address: Address) -> str:
 
 # --- distribution ---------------------------------------------------------------------------
 
-def to_plane(world: npt.NDArray[np.float64], ecef: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """ECEF (n, 3) -> (3, n) coordinates in the plane whose ENU->ECEF matrix is ``world``
-    (the rotation written out as 1-D operations: faster than a BLAS call on (n, 3))."""
-    d = [ecef[:, a] - world[a, 3] for a in range(3)]
-    r = world[:3, :3]
-    out = np.empty((3, len(ecef)), np.float64)
-    for k in range(3):
-        out[k] = d[0] * r[0, k] + d[1] * r[1, k] + d[2] * r[2, k]
-    return out
-
-
 def distribute_block(job: Job, seq: int, blob: bytes) -> tuple[int, list[str]]:
     """Decode store block ``seq``, place its points in the plane, and append them to the spill
     file of their bucket node. Returns (points, spill names touched)."""
     chunk = decode_block(blob)
     frame = frame_from_spec(job.frame_spec)
-    local = to_plane(job.world, frame.to_ecef(chunk.xyz))
+    local, _ = to_plane(frame, job.world, chunk.xyz)
     level = job.bucket_level
     key = job.cube.node_key(local, level)
     n = 1 << level
@@ -188,25 +177,31 @@ def _subtree(job: Job, address: Address, points: npt.NDArray[Any], p: npt.NDArra
     if len(idx) == 0:
         return
     if len(idx) <= job.leaf_points:
-        records.append(write_node(job, address, points[idx], leaf=True))
+        records.append(write_node(job, address, points[idx], leaf=True, positions=p))
         return
     keep = grid_select(p, np.asarray(job.cube.lo), job.cube.side(address[0]) / job.grid)
-    records.append(write_node(job, address, points[idx[keep]], leaf=False))
-    p, idx = p[:, ~keep], idx[~keep]
-    oct_ = octant(p, job.cube.node_centre(address))
-    order = np.argsort(oct_, kind="stable")
-    p, idx, oct_ = p[:, order], idx[order], oct_[order]
-    bounds = np.searchsorted(oct_, np.arange(9))
+    records.append(write_node(job, address, points[idx[keep]], leaf=False, positions=p[:, keep]))
+    group = octant(p, job.cube.node_centre(address))
+    group[keep] = 8  # the kept points sort last and are dropped: one gather per level
+    order = np.argsort(group, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=9))]
+    order = order[:bounds[8]]
+    p, idx = p[:, order], idx[order]
     for o in range(8):
         if bounds[o + 1] > bounds[o]:
             sl = slice(bounds[o], bounds[o + 1])
             _subtree(job, child_address(address, o), points, p[:, sl], idx[sl], records)
 
 
-def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bool) -> NodeRecord:
-    """Write one node's content file (glb or pnts) and return its record."""
-    p = points["p"]
-    local = (p - job.cube.node_centre(address)).astype(np.float32)
+def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bool,
+               positions: npt.NDArray[np.float64] | None = None) -> NodeRecord:
+    """Write one node's content file (glb or pnts) and return its record. ``positions``: the
+    points' plane coordinates as a contiguous (3, n) array when the caller has them."""
+    p = np.ascontiguousarray(points["p"].T) if positions is None else positions
+    centre = job.cube.node_centre(address)
+    local = np.empty((p.shape[1], 3), np.float32)
+    for k in range(3):
+        local[:, k] = p[k] - centre[k]
     attributes = {"classification": points["cls"], "intensity": points["inten"], "return_number": points["ret"]}
     level, ix, iy, iz = address
     if job.format == "1.1":
@@ -217,5 +212,6 @@ def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bo
     path = Path(job.out_dir) / uri
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    return NodeRecord(address, len(points), tuple(lo.tolist()), tuple(hi.tolist()), uri, leaf, len(data))  # type: ignore[arg-type]
+    lo = tuple(float(p[k].min()) for k in range(3))
+    hi = tuple(float(p[k].max()) for k in range(3))
+    return NodeRecord(address, p.shape[1], lo, hi, uri, leaf, len(data))  # type: ignore[arg-type]
