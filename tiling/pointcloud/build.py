@@ -178,16 +178,17 @@ def _assemble(records: list[NodeRecord], cube: Cube, world: np.ndarray, params: 
             children.setdefault(parent(a), set()).add(a)
             a = parent(a)
 
-    def make(address: Address) -> Tile:
+    def make(address: Address) -> tuple[Tile, np.ndarray, np.ndarray]:
+        """The tile of ``address`` and its box (content and children) in the plane."""
         centre = cube.node_centre(address)
-        kids = [make(c) for c in sorted(children.get(address, ()))]
         rec = by_address.get(address)
-        lo = np.full(3, np.inf)
-        hi = np.full(3, -np.inf)
+        lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
         if rec is not None:
             lo, hi = np.minimum(lo, rec.lo), np.maximum(hi, rec.hi)
-        for kid in kids:
-            klo, khi = kid.extras.pop("_box") if kid.extras else (None, None)  # plane ENU box
+        kids = []
+        for child in sorted(children.get(address, ())):
+            tile, klo, khi = make(child)
+            kids.append(tile)
             lo, hi = np.minimum(lo, klo), np.maximum(hi, khi)
         leaf = rec is not None and rec.leaf and not kids
         if address[0] == 0:
@@ -195,12 +196,10 @@ def _assemble(records: list[NodeRecord], cube: Cube, world: np.ndarray, params: 
         else:
             transform = _translation(centre - cube.node_centre(parent(address)))
         tile = Tile({"box": bv.box_json(lo - centre, hi - centre)}, 0.0 if leaf else _error(cube, address[0], params),
-                    transform, rec.uri if rec is not None else None, kids, extras={"_box": (lo, hi)})
-        return tile
+                    transform, rec.uri if rec is not None else None, kids)
+        return tile, lo, hi
 
-    root = make((0, 0, 0, 0))
-    root.extras = None
-    return root
+    return make((0, 0, 0, 0))[0]
 
 
 def _translation(offset: np.ndarray) -> np.ndarray:
