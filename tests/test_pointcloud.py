@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import laspy
 import numpy as np
 import pytest
 
-from cim.crs import frame_from_spec, user_frame
+from cim.conversion import ConversionReport
+from cim.crs import Frame, crs_frame, frame_from_spec, user_frame
+from cim.point_ingest import ingest_points
+from cim.points import PointChunk
 from cim.errors import CrsContradictionError, TruncatedFileError
 from cim.store import SqliteStore, open_store
 from server import pipeline
@@ -204,3 +209,41 @@ def test_cesium_shows_the_points(store: SqliteStore, shared_data: Path, shared_t
     assert report["tileErrors"] == [] and report["content"]["pointsLoaded"] > 0, json.dumps(report)[:3000]
     assert (tmp_path / "shot.png").stat().st_size > 10_000
     shutil.copyfile(tmp_path / "shot.png", tmp_path / "kept.png")
+
+
+@dataclass
+class _Points:
+    """A PointReading over chunks made in the test (see cim.points.PointReading)."""
+
+    path: Path
+    frame: Frame
+    made: list[PointChunk]
+    report: ConversionReport = field(default_factory=ConversionReport)
+    bytes_read: int = 0
+    total_bytes: int = 1
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(c) for c in self.made)
+
+    def chunks(self) -> Iterator[PointChunk]:
+        yield from self.made
+
+
+def _chunk(ixyz: np.ndarray) -> PointChunk:
+    n = len(ixyz)
+    return PointChunk(ixyz.astype(np.int32), (0.001, 0.001, 0.001), (545_000.0, 1_772_000.0, 0.0),
+                      np.zeros(n, np.uint16), np.full(n, 2, np.uint8), np.ones(n, np.uint8))
+
+
+def test_many_points_at_one_position_end_in_one_leaf(store: SqliteStore, tmp_path: Path) -> None:
+    """200 000 copies of one point plus a spread: no endless subdivision, nothing lost."""
+    rng = np.random.default_rng(3)
+    spread = rng.integers(0, 50_000, (30_000, 3))
+    same = np.tile([[25_000, 25_000, 1_000]], (200_000, 1))
+    reading = _Points(tmp_path / "dup.las", crs_frame("EPSG:32649"), [_chunk(spread), _chunk(same)])
+    ingest_points(store, "dup", [reading])
+    params = PointCloudParams(memory_points=50_000, leaf_points=5_000, workers=0, serial_below=0)
+    doc, result = build_point_tiles(store, "dup", tmp_path / "out", format="1.1", params=params)
+    got, _ = _contents_in_ecef(tmp_path / "out", doc)
+    assert len(got) == 230_000 == result.points

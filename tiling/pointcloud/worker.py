@@ -30,6 +30,9 @@ from tiling.pointcloud.octree import (
 )
 
 _PALETTE = class_palette()
+#: below this cube side (metres) or past this level a node keeps all its points (duplicates)
+MIN_SIDE_M = 0.002
+MAX_LEVEL = 24
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ def build_bucket(job: Job, address: Address) -> tuple[list[NodeRecord], list[tup
     POINT records bytes)). Spill files are removed once read."""
     files = sorted(Path(job.spill_dir).glob(spill_name(address) + ".*.bin"))
     total = sum(f.stat().st_size for f in files) // POINT.itemsize
-    if total > job.memory_points:
+    if total > job.memory_points and not _too_small(job, address):
         return _split(job, address, files)
     points = np.concatenate([np.fromfile(f, POINT) for f in files]) if files else np.empty(0, POINT)
     for f in files:
@@ -176,7 +179,7 @@ def _subtree(job: Job, address: Address, points: npt.NDArray[Any], p: npt.NDArra
              idx: npt.NDArray[np.intp], records: list[NodeRecord]) -> None:
     if len(idx) == 0:
         return
-    if len(idx) <= job.leaf_points:
+    if len(idx) <= job.leaf_points or _too_small(job, address):
         records.append(write_node(job, address, points[idx], leaf=True, positions=p))
         return
     keep = grid_select(p, np.asarray(job.cube.lo), job.cube.side(address[0]) / job.grid)
@@ -191,6 +194,12 @@ def _subtree(job: Job, address: Address, points: npt.NDArray[Any], p: npt.NDArra
         if bounds[o + 1] > bounds[o]:
             sl = slice(bounds[o], bounds[o + 1])
             _subtree(job, child_address(address, o), points, p[:, sl], idx[sl], records)
+
+
+def _too_small(job: Job, address: Address) -> bool:
+    """True for a node that must not be split further: many points at (nearly) one position
+    would otherwise recurse without end."""
+    return address[0] >= MAX_LEVEL or job.cube.side(address[0]) < MIN_SIDE_M
 
 
 def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bool,
