@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -81,7 +81,6 @@ class PointChunk:
         return self.ixyz * np.asarray(self.scale) + np.asarray(self.offset)
 
 
-@runtime_checkable
 class PointReading(Protocol):
     """One point-cloud file being read (the point counterpart of :class:`cim.conversion.Reading`).
 
@@ -100,6 +99,13 @@ class PointReading(Protocol):
     def frame(self) -> Frame: ...
 
     def chunks(self) -> Iterator[PointChunk]: ...
+
+
+def is_point_reading(reading: Any) -> bool:
+    """True for a reading of point chunks (its class has ``chunks``), False for a reading of
+    features. Looks at the class only: ``isinstance`` with a runtime protocol would evaluate the
+    reading's ``frame`` property, which may raise before the file is read."""
+    return callable(getattr(type(reading), "chunks", None))
 
 
 # --- store blocks ---------------------------------------------------------------------------
