@@ -16,12 +16,12 @@ import pytest
 from cim.conversion import ConversionReport
 from cim.crs import Frame, crs_frame, frame_from_spec, user_frame
 from cim.point_ingest import ingest_points
-from cim.points import PointChunk
+from cim.points import PointChunk, class_name
 from cim.errors import CrsContradictionError, TruncatedFileError
 from cim.store import SqliteStore, open_store
 from server import pipeline
 from tests.test_tiling_judges import check_tileset, view_tileset
-from tiling import build_tileset, city_tileset, dataset_child_uri, publish_tileset, read_glb
+from tiling import build_tileset, city_tileset, dataset_child_uri, publish_tileset, read_glb, read_property_table
 from tiling.glb import read_accessor
 from tiling.pointcloud import PointCloudParams, build_point_tiles, read_pnts
 from tiling.pointcloud.octree import grid_select, shuffle_order
@@ -129,6 +129,12 @@ def _contents_in_ecef(out: Path, doc: dict) -> tuple[np.ndarray, int]:
                 assert colour["normalized"] and colour["type"] == "VEC4"
                 cls = read_accessor(gltf, binary, prim["attributes"]["_CLASSIFICATION"])
                 assert len(cls) == len(enu)
+                # a click shows the point's class: feature id = class code -> class table row
+                ids = read_accessor(gltf, binary, prim["attributes"]["_FEATURE_ID_0"])
+                np.testing.assert_array_equal(ids, cls)
+                table = read_property_table(gltf, binary, 0)
+                assert len(table["class_name"]) == int(cls.max()) + 1
+                assert all(table["class_name"][c] == class_name(c) for c in np.unique(cls).tolist())
             else:
                 ft, ft_bin, bt, bt_bin = read_pnts(data)
                 n = ft["POINTS_LENGTH"]
@@ -206,7 +212,8 @@ def test_cesium_shows_the_points(store: SqliteStore, shared_data: Path, shared_t
     out = tmp_path / "autzen"
     build_tileset(store, "autzen", out)
     report = view_tileset(shared_tools, out / "tileset.json", tmp_path / "view.json", tmp_path / "shot.png")
-    assert report["tileErrors"] == [] and report["content"]["pointsLoaded"] > 0, json.dumps(report)[:3000]
+    assert report["tileErrors"] == [] and report["content"]["pointsLoaded"] == 110_000, json.dumps(report)[:3000]
+    assert report["content"]["featuresLoaded"] > 0  # class-table features, for picking
     assert (tmp_path / "shot.png").stat().st_size > 10_000
     shutil.copyfile(tmp_path / "shot.png", tmp_path / "kept.png")
 

@@ -15,10 +15,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cim.points import class_name
 from tiling.glb import ARRAY_BUFFER, FLOAT, UNSIGNED_BYTE, UNSIGNED_SHORT, GltfBuilder
 
 GENERATOR = "open-cim-server tiling (point cloud)"
 EXT_STRUCTURAL_METADATA = "EXT_structural_metadata"
+EXT_MESH_FEATURES = "EXT_mesh_features"
+CLASS_TABLE = "lidar_class"
 UNLIT = "KHR_materials_unlit"
 CLASS_ID = "lidar_point"
 
@@ -34,9 +37,28 @@ def metadata_schema() -> dict[str, Any]:
     """The EXT_structural_metadata schema of point tiles (also put in the tileset JSON)."""
     descriptions = {"classification": "ASPRS LAS point class (2 ground, 6 building, ...)",
                     "intensity": "pulse return magnitude as recorded", "return_number": "1 = first return"}
-    return {"id": "lidar", "classes": {CLASS_ID: {"name": "LiDAR point", "properties": {
-        name: {"type": "SCALAR", "componentType": ctype, "description": descriptions[name]}
-        for name, (_, ctype, _, _) in POINT_PROPERTIES.items()}}}}
+    return {"id": "lidar", "classes": {
+        CLASS_ID: {"name": "LiDAR point", "properties": {
+            name: {"type": "SCALAR", "componentType": ctype, "description": descriptions[name]}
+            for name, (_, ctype, _, _) in POINT_PROPERTIES.items()}},
+        CLASS_TABLE: {"name": "LiDAR point class", "description": "what a click on a point shows: its ASPRS class",
+                      "properties": {"classification": {"type": "SCALAR", "componentType": "UINT8"},
+                                     "class_name": {"type": "STRING"}, "source": {"type": "STRING"}}}}}
+
+
+def _class_table(builder: GltfBuilder, rows: int) -> dict[str, Any]:
+    """The property table with one row per class code 0..rows-1 (feature id = class code)."""
+    names = [class_name(code).encode("utf-8") for code in range(rows)]
+    offsets = np.zeros(rows + 1, np.uint32)
+    offsets[1:] = np.cumsum([len(n) for n in names])
+    source = [b"LiDAR"] * rows
+    source_offsets = np.arange(rows + 1, dtype=np.uint32) * 5
+    return {"class": CLASS_TABLE, "count": rows, "properties": {
+        "classification": {"values": builder.buffer_view(np.arange(rows, dtype=np.uint8).tobytes())},
+        "class_name": {"values": builder.buffer_view(b"".join(names)), "stringOffsetType": "UINT32",
+                       "stringOffsets": builder.buffer_view(offsets.tobytes())},
+        "source": {"values": builder.buffer_view(b"".join(source)), "stringOffsetType": "UINT32",
+                   "stringOffsets": builder.buffer_view(source_offsets.tobytes())}}}
 
 
 def _strided(builder: GltfBuilder, values: npt.NDArray[Any], dtype: str, component: int) -> int:
@@ -69,18 +91,26 @@ def write_points_glb(local: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8],
     for name, (semantic, _, component, dtype) in POINT_PROPERTIES.items():
         prim_attributes[semantic] = _strided(builder, attributes[name], dtype, component)
         props[name] = {"attribute": semantic}
+    # feature id = class code, so that a click on a point shows its class (CesiumJS picks features)
+    cls_accessor = builder.doc["accessors"][prim_attributes["_CLASSIFICATION"]]
+    prim_attributes["_FEATURE_ID_0"] = builder.add("accessors", dict(cls_accessor))
+    rows = int(attributes["classification"].max()) + 1
     builder.add("materials", {"name": "point colours", "pbrMetallicRoughness": {"baseColorFactor": [1, 1, 1, 1],
                               "metallicFactor": 0.0, "roughnessFactor": 1.0}, "extensions": {UNLIT: {}}})
-    primitive = {"attributes": prim_attributes, "mode": 0, "material": 0,
-                 "extensions": {EXT_STRUCTURAL_METADATA: {"propertyAttributes": [0]}}}
+    primitive = {"attributes": prim_attributes, "mode": 0, "material": 0, "extensions": {
+        EXT_STRUCTURAL_METADATA: {"propertyAttributes": [0]},
+        EXT_MESH_FEATURES: {"featureIds": [{"featureCount": rows, "attribute": 0, "propertyTable": 0}]}}}
     builder.add("meshes", {"primitives": [primitive]})
     builder.add("nodes", {"mesh": 0})
     builder.add("scenes", {"nodes": [0]})
     builder.doc["scene"] = 0
     builder.use_extension(UNLIT)
     builder.use_extension(EXT_STRUCTURAL_METADATA)
+    builder.use_extension(EXT_MESH_FEATURES)
+    table = _class_table(builder, rows)
     builder.doc["extensions"] = {EXT_STRUCTURAL_METADATA: {
-        "schema": metadata_schema(), "propertyAttributes": [{"class": CLASS_ID, "properties": props}]}}
+        "schema": metadata_schema(), "propertyTables": [table],
+        "propertyAttributes": [{"class": CLASS_ID, "properties": props}]}}
     return builder.to_glb()
 
 
