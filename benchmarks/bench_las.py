@@ -144,14 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     load_before = os.getloadavg()
-    rows = [decode_rate(laz, args.points)]
+    rows: list[dict[str, Any]] = []
+    decodes = []
     for kind, path in (("LAS", las), ("LAZ", laz)):
         if not args.skip_peers:
             rows.append(run(f"py3dtiles convert --jobs 2 ({kind})", [str(PEERS), "convert", str(path), "--out",
                             str(work / f"py3dtiles-{kind}"), "--overwrite", "--jobs", "2", "--srs_out", "4978"],
                             args.points, args.limit))
+        if kind == "LAZ":
+            decodes.append(decode_rate(laz, args.points))
         rows.append(run(f"cim convert ({kind})", [str(OURS), "convert", str(path), "--out", str(work / f"cim-{kind}")],
                         args.points, args.limit))
+        if kind == "LAZ":
+            decodes.append(decode_rate(laz, args.points))
+    # the machine is shared: the decode rate is measured right before and after our LAZ run and the
+    # faster one is the reference (the conservative ratio)
+    rows.insert(0, max(decodes, key=lambda r: r["points_per_s"]))
     if args.big:
         big, _ = inputs(args.big, laz=False)
         rows.append(run("cim convert (LAS, big)", [str(OURS), "convert", str(big), "--out", str(work / "cim-big")],
