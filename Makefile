@@ -8,7 +8,7 @@ PORT   ?= 8000
 CIM_DATA ?= city-data
 export CIM_DATA
 
-.PHONY: install test test-deps demo serve bench bench-deps bench-ifc clean lint
+.PHONY: install test test-deps demo serve bench bench-deps bench-ifc bench-las clean lint
 
 ## install: .venv with the `cim` command and the viewer's CesiumJS (npm registry)
 install: $(VENV)/.installed server/static/vendor/cesium/Cesium.js
@@ -44,13 +44,17 @@ serve: install
 bench: install
 	$(BIN)/python benchmarks/bench_citygml_import.py
 
-## bench-deps: the peers benchmarks compare against, in their own venv (.venv-peers): py3dtiles with its IFC and LAS extras
+## bench-deps: the peer tools benchmarks compare against (py3dtiles with its IFC and LAS extras) in their own venv
 bench-deps: .venv-peers/.installed
 
 .venv-peers/.installed:
 	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
-	.venv-peers/bin/python -m pip install --quiet 'py3dtiles[ifc,las]'
+	.venv-peers/bin/pip install --quiet 'py3dtiles[las,ifc]' 'laspy[lazrs]'  # lazrs: py3dtiles reads LAZ only with a laspy backend
 	touch $@
+
+## bench-las: LiDAR, py3dtiles vs ours on a generated 10 M-point LAS and LAZ (docs/benchmarks.md)
+bench-las: install bench-deps
+	$(BIN)/python benchmarks/bench_las.py
 
 ## bench-ifc: cim convert vs py3dtiles convert vs the bare ifcopenshell iterator on ../shared/data/ifc
 bench-ifc: install bench-deps

@@ -25,6 +25,9 @@ import numpy as np
 import numpy.typing as npt
 import pyproj
 import shapely
+from pyproj.aoi import AreaOfInterest
+from pyproj.database import query_crs_info
+from pyproj.enums import PJType
 from pyproj.exceptions import CRSError as _PyprojCRSError
 from shapely.geometry.base import BaseGeometry
 
@@ -123,6 +126,36 @@ def parse_crs(text: str) -> CrsRef:
     return CrsRef(_epsg_of(crs, raw), None, raw)
 
 
+def identify_crs(text: str, near_xy: tuple[float, float]) -> CrsRef:
+    """Resolve a CRS definition that carries no EPSG code (e.g. an ESRI-style WKT of a LAS file)
+    to the EPSG CRS with an equal definition (same datum, projection, parameters and units) among
+    those used at ``near_xy`` (a point of the data, in that CRS). Raises :class:`CrsUnknownError`
+    when there is none."""
+    try:
+        crs = pyproj.CRS.from_user_input(text)
+    except _PyprojCRSError as exc:
+        raise CrsUnknownError(f"cannot resolve CRS '{text[:120]}': {exc}", crs=text[:200]) from exc
+    horizontal = crs.sub_crs_list[0] if crs.is_compound else crs
+    vertical = None
+    if crs.is_compound:
+        vertical = crs.sub_crs_list[1].to_epsg(min_confidence=70)
+    try:
+        lon, lat = pyproj.Transformer.from_crs(horizontal, _crs(WGS84_EPSG), always_xy=True).transform(*near_xy)
+    except _PyprojCRSError as exc:
+        raise CrsUnknownError(f"cannot use CRS '{horizontal.name}': {exc}", crs=text[:200]) from exc
+    if math.isfinite(lon) and math.isfinite(lat):
+        kinds = [PJType.PROJECTED_CRS] if horizontal.is_projected else [PJType.GEOGRAPHIC_2D_CRS]
+        aoi = AreaOfInterest(lon, lat, lon, lat)
+        for info in query_crs_info(auth_name="EPSG", pj_types=kinds, area_of_interest=aoi, contains=False):
+            if info.deprecated:
+                continue
+            candidate = _crs(int(info.code))
+            if candidate.equals(horizontal, ignore_axis_order=True):
+                return CrsRef(int(info.code), int(vertical) if vertical else None, text)
+    raise CrsUnknownError(f"CRS '{horizontal.name}' has no EPSG code and matches no EPSG CRS used there; "
+                          "give one with --crs EPSG:N", crs=text[:200])
+
+
 def _epsg_of(crs: pyproj.CRS, raw: str) -> int:
     code = crs.to_epsg(min_confidence=70)
     if code is None:
@@ -212,6 +245,15 @@ def crs_uri(epsg: int) -> str:
     return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
 
 
+def unit_factor(epsg: int) -> tuple[str, float]:
+    """(name, metres per unit) of the first axis of EPSG:``epsg`` (e.g. ``("US survey foot",
+    0.3048006096)``); degrees for geographic CRSs give their radian factor."""
+    axes = _crs(epsg).axis_info
+    if not axes:
+        return "metre", 1.0
+    return str(axes[0].unit_name), float(axes[0].unit_conversion_factor)
+
+
 def crs_wkt(epsg: int) -> str:
     return str(_crs(epsg).to_wkt())
 
@@ -278,6 +320,7 @@ class CrsFrame(Frame):
 
     crs: CrsRef
     lat_first: bool = False
+    z_factor: float | None = None  # metres per z unit when the data declare it (LAS vertical units); None: the CRS's
 
     def _xy_first(self, xyz: Array) -> Array:
         xyz = np.asarray(xyz, dtype=np.float64).reshape(-1, 3)
@@ -306,6 +349,8 @@ class CrsFrame(Frame):
 
     @property
     def z_to_metres(self) -> float:
+        if self.z_factor is not None:
+            return self.z_factor
         return _z_factor(self.crs.horizontal, self.crs.vertical)
 
     @property
@@ -314,11 +359,15 @@ class CrsFrame(Frame):
         return str(axis[0].unit_name) if axis else "metre"
 
     def spec(self) -> dict[str, Any]:
-        return {"type": "crs", "horizontal": self.crs.horizontal, "vertical": self.crs.vertical,
+        spec = {"type": "crs", "horizontal": self.crs.horizontal, "vertical": self.crs.vertical,
                 "text": self.crs.text, "lat_first": self.lat_first}
+        if self.z_factor is not None:
+            spec["z_to_metres"] = self.z_factor
+        return spec
 
     def describe(self) -> str:
-        return f"{self.crs} ({self.crs.name})"
+        z = f", z unit {self.z_factor:.10g} m" if self.z_factor is not None else ""
+        return f"{self.crs} ({self.crs.name}{z})"
 
     def area_of_use(self) -> tuple[float, float, float, float] | None:
         aou = _crs(self.crs.horizontal).area_of_use
@@ -380,8 +429,9 @@ def frame_from_spec(spec: dict[str, Any]) -> Frame:
     """Rebuild a frame from :meth:`Frame.spec` (as stored with a dataset)."""
     kind = spec.get("type")
     if kind == "crs":
+        z = spec.get("z_to_metres")
         return CrsFrame(CrsRef(int(spec["horizontal"]), spec.get("vertical"), spec.get("text", "")),
-                        bool(spec.get("lat_first", False)))
+                        bool(spec.get("lat_first", False)), None if z is None else float(z))
     if kind == "local":
         lon, lat, h = spec["origin"]
         return LocalFrame(float(lon), float(lat), float(h), float(spec.get("rotation", 0.0)))

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from cim.conversion import Reading
 from cim.crs import Frame
+from cim.points import PointReading
 
 
 @dataclass(frozen=True)
@@ -26,4 +27,4 @@ class Converter(Protocol):
 
     name: str
 
-    def open(self, path: Path, options: ConvertOptions) -> Reading: ...
+    def open(self, path: Path, options: ConvertOptions) -> Reading | PointReading: ...

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cim.conversion import Reading
+from cim.points import PointReading
 from cim.errors import InputError, UnsupportedFormatError
 from converters.base import ConvertOptions, Converter
 
@@ -60,12 +61,15 @@ def _is_ifc(head: bytes) -> bool:
     from converters.ifc.archive import sniff  # stdlib only: ifcopenshell is imported by the reader's child
 
     return sniff(head)
+def _is_las(head: bytes) -> bool:
+    return head[:4] == b"LASF"
 
 
 _REGISTRY: list[_Entry] = [
     _Entry("citygml", _is_citygml, (".gml", ".citygml", ".xml"), "converters.citygml:CityGmlConverter"),
     _Entry("cityjson", _is_cityjson, (".json",), "converters.cityjson:CityJsonConverter"),
     _Entry("ifc", _is_ifc, (".ifc", ".ifczip"), "converters.ifc:IfcConverter"),
+    _Entry("las", _is_las, (".las", ".laz", ".copc.laz"), "converters.las:LasConverter"),
 ]
 
 
@@ -94,8 +98,9 @@ def detect(path: Path) -> Converter:
                                  file=str(path), tried=[e.name for e in _REGISTRY])
 
 
-def open_input(path: str | Path, options: ConvertOptions | None = None) -> Reading:
-    """Find the converter for ``path`` and start reading it."""
+def open_input(path: str | Path, options: ConvertOptions | None = None) -> Reading | PointReading:
+    """Find the converter for ``path`` and start reading it: a :class:`Reading` of features, or a
+    :class:`cim.points.PointReading` of point chunks for point clouds."""
     p = Path(path)
     if not p.is_file():
         raise InputError(f"{p} does not exist or is not a file", file=str(p))

@@ -112,7 +112,7 @@ def convert(inputs: tuple[Path, ...], out: Path, crs: str | None, origin: str | 
         info, summary = pipeline.convert(list(inputs), out, frame=frame, format=fmt,
                                          import_progress=imp, tile_progress=til)
     _print_report(info.report)
-    click.echo(f"{info.feature_count} features ({_counts(info.class_counts)}) -> {summary.tiles} tiles, "
+    click.echo(f"{_what(info)} -> {summary.tiles} tiles, "
                f"{summary.contents} contents, {summary.bytes / 1e6:.1f} MB in {out}/tileset.json")
 
 
@@ -135,7 +135,7 @@ def import_(obj: _Context, inputs: tuple[Path, ...], dataset: str | None, crs: s
         with _bar(f"import {name}") as bar:
             info = pipeline.import_files(store, name, list(inputs), frame=_frame(crs, origin, rotation), progress=bar)
         _print_report(info.report)
-        click.echo(f"dataset '{name}': {info.feature_count} features ({_counts(info.class_counts)}) "
+        click.echo(f"dataset '{name}': {_what(info)} "
                    f"in {time.perf_counter() - t0:.1f} s, frame {info.frame.get('text') or info.frame}")
         if tile:
             _tile(data, store, [name], "1.1")
@@ -230,6 +230,14 @@ def demo(ctx: click.Context, host: str, port: int, do_serve: bool) -> None:
         store.close()
     if do_serve:
         ctx.invoke(serve, host=host, port=port)
+
+
+def _what(info: Any) -> str:
+    """What a dataset holds, for one line of output: its features, or its points."""
+    if "points" in info.report:
+        classes = ", ".join(f"{n} {c}" for c, n in sorted(info.report.get("points_by_class", {}).items(), key=lambda kv: -kv[1]))
+        return f"{info.report['points']:,} points ({classes})"
+    return f"{info.feature_count} features ({_counts(info.class_counts)})"
 
 
 cli.add_command(cli_export.export)

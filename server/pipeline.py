@@ -15,6 +15,8 @@ import tiling
 from cim.crs import Frame
 from cim.errors import InputError
 from cim.ingest import ingest
+from cim.point_ingest import ingest_points
+from cim.points import PointReading, is_point_reading
 from cim.store import DatasetInfo, SqliteStore, open_store
 from server.layout import STORE_FILE, DataDir
 
@@ -45,7 +47,13 @@ def import_files(store: SqliteStore, dataset: str, paths: Sequence[Path], *, fra
     check_dataset_name(dataset)
     options = converters.ConvertOptions(frame=frame)
     readings = [converters.open_input(p, options) for p in paths]
-    return ingest(store, dataset, readings, progress=progress)
+    points: list[PointReading] = [r for r in readings if is_point_reading(r)]  # type: ignore[misc]
+    if points and len(points) != len(readings):
+        raise InputError("point clouds (LAS/LAZ) and other formats cannot make one dataset: import them as "
+                         "separate datasets", files=[str(p) for p in paths])
+    if points:
+        return ingest_points(store, dataset, points, progress=progress)
+    return ingest(store, dataset, [r for r in readings if not is_point_reading(r)], progress=progress)  # type: ignore[misc]
 
 
 def publish(data: DataDir, store: SqliteStore, dataset: str, *, format: str = "1.1",

@@ -72,6 +72,8 @@ def build_tileset(store: Store, dataset: str, out_dir: Path, *, format: str = "1
     if format not in FORMATS:
         raise InputError(f"unknown 3D Tiles format {format!r}: use one of {', '.join(FORMATS)}", format=format)
     info = store.get_dataset(dataset)
+    if store.point_block_count(dataset)[1] > 0:
+        return _build_point_cloud(store, dataset, Path(out_dir), format, progress)
     frame = frame_from_spec(info.frame)
     index = store.feature_index(dataset)
     if len(index) == 0:
@@ -100,6 +102,19 @@ def build_tileset(store: Store, dataset: str, out_dir: Path, *, format: str = "1
     return TilesetSummary(dataset=dataset, format=format, tiles=root.count(), contents=writer.contents,
                           features=writer.features, triangles=writer.triangles, bytes=writer.byte_count + size,
                           depth=tree.depth, geometric_error=doc["geometricError"], region=region,
+                          region_degrees=bv.region_degrees(region), out_dir=out_dir)
+
+
+def _build_point_cloud(store: Store, dataset: str, out_dir: Path, format: str, progress: Progress | None) -> TilesetSummary:
+    """A point-cloud dataset: the out-of-core octree of :mod:`tiling.pointcloud`."""
+    from tiling.pointcloud import build_point_tiles
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    doc, result = build_point_tiles(store, dataset, out_dir, format=format, progress=progress)
+    region = doc["root"]["boundingVolume"]["region"]
+    return TilesetSummary(dataset=dataset, format=format, tiles=result.root.count(), contents=result.contents,
+                          features=result.points, triangles=0, bytes=result.bytes, depth=result.depth,
+                          geometric_error=result.geometric_error, region=region,
                           region_degrees=bv.region_degrees(region), out_dir=out_dir)
 
 

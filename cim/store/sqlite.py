@@ -4,6 +4,8 @@
   GDAL/QGIS open directly.
 * ``cim_datasets``, ``cim_features``, ``cim_geometry``: datasets, features (attributes as JSON)
   and meshes (compact blobs, one per feature and LOD).
+* ``cim_point_blocks``: the points of point-cloud datasets as compact blocks
+  (:func:`cim.points.encode_block`, ~19 bytes per point), written in the dataset's transaction.
 
 WAL mode: readers (the server) keep seeing the previous version of a dataset while an import
 writes the next one in a single transaction.
@@ -46,6 +48,8 @@ CREATE TABLE IF NOT EXISTS cim_features (
 CREATE INDEX IF NOT EXISTS cim_features_dataset ON cim_features (dataset);
 CREATE TABLE IF NOT EXISTS cim_geometry (
   key INTEGER NOT NULL, lod INTEGER NOT NULL, mesh BLOB NOT NULL, PRIMARY KEY (key, lod)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cim_point_blocks (
+  dataset TEXT NOT NULL, seq INTEGER NOT NULL, points INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (dataset, seq));
 """
 
 _FOOTPRINT_COLUMNS = ("dataset TEXT NOT NULL, feature_id TEXT NOT NULL, class TEXT NOT NULL, name TEXT, "
@@ -220,6 +224,22 @@ class SqliteStore:
                 for row in conn.execute(f"SELECT * FROM cim_features WHERE key IN ({marks}) ORDER BY key", batch):
                     yield _feature_from_row(row, {})
 
+    # --- point blocks ----------------------------------------------------------------------
+    def point_block_count(self, dataset: str) -> tuple[int, int]:
+        """(number of point blocks, number of points) of ``dataset``."""
+        row = self._conn().execute("SELECT COUNT(*), COALESCE(SUM(points), 0) FROM cim_point_blocks WHERE dataset = ?",
+                                   (dataset,)).fetchone()
+        return int(row[0]), int(row[1])
+
+    def point_blocks(self, dataset: str) -> Iterator[bytes]:
+        """The point blocks of ``dataset`` in the order they were written (one at a time)."""
+        conn = self._conn()
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM cim_point_blocks WHERE dataset = ? ORDER BY seq", (dataset,))]
+        for seq in seqs:
+            row = conn.execute("SELECT data FROM cim_point_blocks WHERE dataset = ? AND seq = ?", (dataset, seq)).fetchone()
+            if row is not None:
+                yield bytes(row[0])
+
     def footprints(self, bbox: tuple[float, float, float, float] | None = None, *, dataset: str | None = None,
                    limit: int | None = None, offset: int = 0) -> Iterator[FootprintRow]:
         """Footprints (lon/lat) whose envelope meets ``bbox`` (west, south, east, north)."""
@@ -249,6 +269,7 @@ class SqliteStore:
 def _delete_rows(conn: sqlite3.Connection, dataset: str) -> None:
     conn.execute("DELETE FROM cim_geometry WHERE key IN (SELECT key FROM cim_features WHERE dataset = ?)", (dataset,))
     conn.execute("DELETE FROM footprints WHERE dataset = ?", (dataset,))
+    conn.execute("DELETE FROM cim_point_blocks WHERE dataset = ?", (dataset,))
     conn.execute("DELETE FROM cim_features WHERE dataset = ?", (dataset,))
 
 
@@ -271,6 +292,7 @@ class SqliteDatasetWriter:
         self._next_key = 0
         self._open = False
         self._ids: set[str] = set()
+        self._blocks = 0
 
     def __enter__(self) -> "SqliteDatasetWriter":
         self._conn.execute("BEGIN IMMEDIATE")
@@ -322,6 +344,11 @@ class SqliteDatasetWriter:
         self._count += 1
         if len(self._features) >= self.BATCH:
             self._flush()
+
+    def add_point_block(self, block: bytes, points: int) -> None:
+        """Append one encoded point block (:func:`cim.points.encode_block`) to the dataset."""
+        self._conn.execute("INSERT INTO cim_point_blocks VALUES (?,?,?,?)", (self.name, self._blocks, points, block))
+        self._blocks += 1
 
     def extend_bbox(self, west: float, south: float, east: float, north: float) -> None:
         """Widen the dataset's lon/lat extent (for features without footprints)."""

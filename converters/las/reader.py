@@ -1,0 +1,120 @@
+"""Streaming LAS/LAZ reading with laspy (lazrs backend): header sanity and georeferencing when
+opened, then :class:`cim.points.PointChunk` objects of at most ``chunk_points`` points.
+
+LAZ is decoded by lazrs on every core of this process (``LazrsParallel``). That starts threads,
+so nothing may ``fork`` after it: the tiler's workers use ``forkserver``/``spawn``.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import laspy
+import numpy as np
+
+from cim.conversion import ConversionReport
+from cim.crs import Frame
+from cim.errors import CimError, ParseError, TruncatedFileError
+from cim.points import BLOCK_POINTS, PointChunk
+from converters.base import ConvertOptions
+from converters.las.georef import las_frame, read_georef
+from converters.las.header import HeaderFacts, check_header, header_bounds_ok
+
+RGB_FORMATS = frozenset({2, 3, 5, 7, 8, 10})
+
+
+def _laz_backend() -> laspy.LazBackend:
+    for backend in (laspy.LazBackend.LazrsParallel, laspy.LazBackend.Lazrs):
+        if backend.is_available():
+            return backend
+    raise ParseError("LAZ needs the lazrs backend: pip install 'laspy[lazrs]'")
+
+
+class LasReading:
+    """See :class:`cim.points.PointReading`."""
+
+    def __init__(self, path: Path, options: ConvertOptions, *, chunk_points: int = BLOCK_POINTS) -> None:
+        self.path = Path(path)
+        self.total_bytes = self.path.stat().st_size
+        self.bytes_read = 0
+        self.chunk_points = chunk_points
+        self.report = ConversionReport(source=self.path.name)
+        try:
+            with laspy.open(self.path) as reader:
+                header = reader.header
+                self.facts = check_header(self.path, header, self.total_bytes)
+                vlrs = list(header.vlrs)
+        except CimError:
+            raise
+        except Exception as exc:  # laspy/lazrs raise many types for damaged headers
+            raise ParseError(f"{self.path.name}: not a readable LAS/LAZ header: {exc}", file=str(self.path)) from exc
+        facts = self.facts
+        self.point_count = facts.point_count
+        self.report.format = f"LAS {facts.version} point format {facts.point_format}" + (" (LAZ)" if facts.compressed else "")
+        if not header_bounds_ok(facts):
+            self.report.warn(f"the header's bounds {facts.mins}..{facts.maxs} are not consistent with its scales "
+                             "and offsets; the extent is taken from the points")
+        centre = ((facts.mins[0] + facts.maxs[0]) / 2, (facts.mins[1] + facts.maxs[1]) / 2)
+        georef = read_georef(vlrs, centre)
+        self._frame, self.report.georeferencing = las_frame(georef, options.frame, self.path.name)
+        for warning in georef.warnings:
+            self.report.warn(f"{self.path.name}: {warning}")
+        if georef.notes:
+            self.report.georeferencing += "; " + "; ".join(georef.notes)
+        self.report.count("points_in_header", facts.point_count)
+        self._rgb_8bit: bool | None = None
+
+    @property
+    def frame(self) -> Frame:
+        return self._frame
+
+    def chunks(self) -> Iterator[PointChunk]:
+        facts = self.facts
+        read = 0
+        zero_rgb = 0
+        backend = _laz_backend() if facts.compressed else None
+        try:
+            with laspy.open(self.path, laz_backend=backend) as reader:
+                for points in reader.chunk_iterator(self.chunk_points):
+                    n = len(points)
+                    if n == 0:
+                        break
+                    chunk = self._chunk(points, facts)
+                    if facts.point_format in RGB_FORMATS and chunk.rgb is None:
+                        zero_rgb += n
+                    read += n
+                    self.bytes_read = int(self.total_bytes * min(1.0, read / facts.point_count))
+                    yield chunk
+        except CimError:
+            raise
+        except Exception as exc:
+            if read < facts.point_count:
+                raise TruncatedFileError(
+                    f"{self.path.name}: reading stopped after {read:,} of {facts.point_count:,} points ({exc}); "
+                    "the file is truncated or damaged", file=str(self.path), points_read=read) from exc
+            raise ParseError(f"{self.path.name}: {exc}", file=str(self.path)) from exc
+        if read < facts.point_count:
+            raise TruncatedFileError(f"{self.path.name}: the header announces {facts.point_count:,} points but the "
+                                     f"file holds {read:,}: it is truncated or the header lies",
+                                     file=str(self.path), header_points=facts.point_count, points_read=read)
+        self.report.count("points", read)
+        if zero_rgb:
+            self.report.warn(f"{self.path.name}: {zero_rgb:,} points have RGB fields that are all zero: "
+                             "they are coloured by classification instead")
+        if self._rgb_8bit:
+            self.report.warn(f"{self.path.name}: RGB holds 8-bit values in 16-bit fields: used as 8-bit")
+
+    def _chunk(self, points: laspy.ScaleAwarePointRecord, facts: HeaderFacts) -> PointChunk:
+        ixyz = np.empty((len(points), 3), np.int32)
+        ixyz[:, 0], ixyz[:, 1], ixyz[:, 2] = points.X, points.Y, points.Z
+        rgb = None
+        if facts.point_format in RGB_FORMATS:
+            raw = np.empty((len(points), 3), np.uint16)
+            raw[:, 0], raw[:, 1], raw[:, 2] = points.red, points.green, points.blue
+            top = int(raw.max()) if len(raw) else 0
+            if top > 0:
+                if self._rgb_8bit is None:  # decided once per file, on the first coloured chunk
+                    self._rgb_8bit = top <= 255
+                rgb = (np.minimum(raw, 255) if self._rgb_8bit else raw >> 8).astype(np.uint8)
+        return PointChunk(ixyz, facts.scales, facts.offsets, np.asarray(points.intensity, np.uint16),
+                          np.asarray(points.classification, np.uint8), np.asarray(points.return_number, np.uint8), rgb)

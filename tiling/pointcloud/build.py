@@ -1,0 +1,240 @@
+"""The point-cloud tiling pipeline: store point blocks -> out-of-core octree -> 3D Tiles.
+
+1. **Plane and cube**: the cloud's extent (from its ``PointCloud`` feature) is mapped into an
+   ENU plane at its centre; the octree's root cube encloses it.
+2. **Distribute**: workers decode the store's blocks, transform the points (source frame ->
+   ECEF -> plane ENU, float64) and append them to the spill file of their node at the *bucket
+   level*, chosen so that one bucket holds about half of ``memory_points``.
+3. **Build**: each bucket is built in memory by a worker (a bucket over the budget is first
+   split into its 8 children on disk): grid subsampling top-down, one tile per node. The points
+   a bucket selects for the levels above it are sent back; the main process writes those tiles.
+4. **Tileset**: tiles get the transform of their cube centre (a translation in the plane; the
+   root's is the plane's ENU->ECEF matrix), a box over their content and children, and a
+   geometric error of ``error_factor`` times their point spacing (0 for leaves); refinement ADD.
+
+Peak memory is about ``memory_points`` points per worker whatever the input size. Workers are
+started with ``forkserver`` (``spawn`` where it is missing): the converters decode LAZ on threads
+and a ``fork`` after threads can deadlock.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from cim.classes import CityClass
+from cim.crs import Frame, frame_from_spec
+from cim.errors import EmptyInputError
+from cim.store.base import Store
+from tiling import bounding_volume as bv
+from tiling.frames import ecef_to_local, enu_frame_at
+from tiling.pointcloud.content import GENERATOR
+from tiling.pointcloud.octree import POINT, Address, Cube, bucket_level, cube_around, parent, spacing
+from tiling.pointcloud.worker import Job, NodeRecord, build_bucket, distribute_block, write_node
+from tiling.tileset import ADD, Tile, tileset_json, write_tileset
+
+Progress = Callable[[int, int], None]
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PointCloudParams:
+    """Tiling settings. ``memory_points`` bounds the points one worker holds at once (about
+    100 bytes each while building), so peak memory does not grow with the input."""
+
+    grid: int = 128
+    leaf_points: int = 60_000
+    memory_points: int = 1_000_000
+    workers: int | None = None  # None: one per CPU; 0: everything in this process
+    serial_below: int = 250_000  # smaller clouds are tiled in this process (no start-up cost)
+    error_factor: float = 4.0
+
+
+@dataclass
+class PointTilesetResult:
+    root: Tile
+    points: int
+    contents: int
+    bytes: int
+    depth: int
+    geometric_error: float
+
+
+def build_point_tiles(store: Store, dataset: str, out_dir: Path, *, format: str,
+                      progress: Progress | None = None, params: PointCloudParams | None = None) -> tuple[dict[str, Any], PointTilesetResult]:
+    """Tile the point-cloud dataset ``dataset`` into ``out_dir``; returns (tileset JSON, result)."""
+    params = params or PointCloudParams()
+    info = store.get_dataset(dataset)
+    frame = frame_from_spec(info.frame)
+    _, total = store.point_block_count(dataset)
+    if total == 0:
+        raise EmptyInputError(f"dataset '{dataset}' has no point to tile", dataset=dataset)
+    world, cube = _plane(frame, _extent(store, dataset))
+    out_dir = Path(out_dir)
+    spill = out_dir / ".spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    level = bucket_level(total, params.memory_points)
+    job = Job(cube, world, info.frame, level, params.grid, params.leaf_points, params.memory_points,
+              str(spill), str(out_dir), format)
+    workers = (os.cpu_count() or 1) if params.workers is None else params.workers
+    if total < params.serial_below:
+        workers = 0
+    done = 0
+    records: list[NodeRecord] = []
+    upper: dict[Address, list[bytes]] = {}
+    t_start = time.perf_counter()
+    try:
+        with _executor(workers) as pool:
+            buckets: set[str] = set()
+            for n, touched in _bounded(pool, distribute_block, ((job, seq, b) for seq, b in enumerate(store.point_blocks(dataset))), workers):
+                buckets.update(touched)
+                done += n
+                if progress is not None:
+                    progress(done, 2 * total)
+            t_distributed = time.perf_counter()
+            log.debug("distributed %d points into %d level-%d buckets in %.2f s", total, len(buckets), level,
+                      t_distributed - t_start)
+            addresses = sorted(_address(name) for name in buckets)
+            for node_records, node_upper in _bounded(pool, build_bucket, ((job, a) for a in addresses), workers):
+                records += node_records
+                for addr, data in node_upper:
+                    upper.setdefault(addr, []).append(data)
+                done += sum(r.points for r in node_records)
+                if progress is not None:
+                    progress(done, 2 * total)
+            log.debug("built %d buckets in %.2f s", len(addresses), time.perf_counter() - t_distributed)
+        for addr in sorted(upper):
+            pts = np.concatenate([np.frombuffer(d, POINT) for d in upper[addr]])
+            if len(pts):
+                records.append(write_node(job, addr, pts, leaf=False))
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    if progress is not None:
+        progress(2 * total, 2 * total)
+    root = _assemble(records, cube, world, params)
+    written = sum(r.points for r in records)
+    if written != total:
+        raise AssertionError(f"the octree holds {written} points of {total}")
+    error = _error(cube, 0, params) * 2
+    root_box = root.bounding_volume["box"]
+    assert root.transform is not None
+    region = bv.region_from_box(root_box, root.transform)
+    root.bounding_volume = {"box": root_box, "region": region}
+    root.refine = ADD
+    extras = {"dataset": dataset, "features": info.feature_count, "feature_count": info.feature_count,
+              "points": total, "frame": info.frame, "classes": dict(info.class_counts)}
+    doc = tileset_json(root, version=format, geometric_error=error, generator=GENERATOR, extras=extras)
+    size = write_tileset(out_dir / "tileset.json", doc)
+    result = PointTilesetResult(root, total, len(records), sum(r.bytes for r in records) + size,
+                                max(r.address[0] for r in records), doc["geometricError"])
+    return doc, result
+
+
+def _extent(store: Store, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    for feature in store.iter_features(dataset):
+        if feature.city_class == CityClass.POINT_CLOUD:
+            a = feature.attributes
+            lo = np.array([a["extent.xmin"], a["extent.ymin"], a["extent.zmin"]], np.float64)
+            hi = np.array([a["extent.xmax"], a["extent.ymax"], a["extent.zmax"]], np.float64)
+            return lo, hi
+    raise EmptyInputError(f"dataset '{dataset}' has no PointCloud feature describing its points", dataset=dataset)
+
+
+def _plane(frame: Frame, extent: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, Cube]:
+    """The ENU plane at the cloud's centre and the root cube enclosing the cloud in it."""
+    lo, hi = extent
+    corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+    # the edge midpoints too: a projected or geographic edge is curved in the plane
+    mids = np.array([[(lo[0] + hi[0]) / 2, y, z] for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+                    + [[x, (lo[1] + hi[1]) / 2, z] for x in (lo[0], hi[0]) for z in (lo[2], hi[2])])
+    world = enu_frame_at(frame.to_ecef(((lo + hi) / 2).reshape(1, 3))[0])
+    local = ecef_to_local(world, frame.to_ecef(np.vstack([corners, mids])))
+    return world, cube_around(local.min(axis=0), local.max(axis=0))
+
+
+def _error(cube: Cube, level: int, params: PointCloudParams) -> float:
+    return params.error_factor * spacing(cube, level, params.grid)
+
+
+def _assemble(records: list[NodeRecord], cube: Cube, world: np.ndarray, params: PointCloudParams) -> Tile:
+    """The tile tree over the written nodes (ancestors without content are kept as empty tiles)."""
+    by_address = {r.address: r for r in records}
+    children: dict[Address, set[Address]] = {}
+    for address in list(by_address):
+        a = address
+        while a[0] > 0:
+            children.setdefault(parent(a), set()).add(a)
+            a = parent(a)
+
+    def make(address: Address) -> tuple[Tile, np.ndarray, np.ndarray]:
+        """The tile of ``address`` and its box (content and children) in the plane."""
+        centre = cube.node_centre(address)
+        rec = by_address.get(address)
+        lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+        if rec is not None:
+            lo, hi = np.minimum(lo, rec.lo), np.maximum(hi, rec.hi)
+        kids = []
+        for child in sorted(children.get(address, ())):
+            tile, klo, khi = make(child)
+            kids.append(tile)
+            lo, hi = np.minimum(lo, klo), np.maximum(hi, khi)
+        leaf = rec is not None and rec.leaf and not kids
+        if address[0] == 0:
+            transform = world @ _translation(centre)
+        else:
+            transform = _translation(centre - cube.node_centre(parent(address)))
+        tile = Tile({"box": bv.box_json(lo - centre, hi - centre)}, 0.0 if leaf else _error(cube, address[0], params),
+                    transform, rec.uri if rec is not None else None, kids)
+        return tile, lo, hi
+
+    return make((0, 0, 0, 0))[0]
+
+
+def _translation(offset: np.ndarray) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, 3] = offset
+    return m
+
+
+def _address(name: str) -> Address:
+    level, ix, iy, iz = (int(v) for v in name[1:].split("_"))
+    return level, ix, iy, iz
+
+
+@contextmanager
+def _executor(workers: int) -> Iterator[Executor | None]:
+    if workers <= 0:
+        yield None
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield pool
+
+
+def _bounded(pool: Executor | None, fn: Callable[..., T], args: Iterable[tuple[Any, ...]], workers: int) -> Iterator[T]:
+    """``fn(*a)`` for each ``a``, in order, with at most ``2 * workers`` tasks in flight (so the
+    blocks read from the store wait in bounded numbers)."""
+    if pool is None:
+        for a in args:
+            yield fn(*a)
+        return
+    pending: deque[Future[T]] = deque()
+    for a in args:
+        pending.append(pool.submit(fn, *a))
+        if len(pending) >= 2 * workers:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

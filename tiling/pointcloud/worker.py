@@ -1,0 +1,226 @@
+"""Work done in the tiler's worker processes (started with ``forkserver``/``spawn``, never
+``fork``): distributing store blocks into per-node spill files, and building the subtree of one
+spilled node in memory.
+
+Everything here takes and returns plain picklable values.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cim.crs import frame_from_spec
+from cim.points import class_palette, decode_block
+from tiling.pointcloud.content import write_pnts, write_points_glb
+from tiling.pointcloud.placement import to_plane
+from tiling.pointcloud.octree import (
+    POINT,
+    Address,
+    Cube,
+    ancestor,
+    child_address,
+    grid_select,
+    octant,
+    shuffle_order,
+)
+
+_PALETTE = class_palette()
+#: below this cube side (metres) or past this level a node keeps all its points (duplicates)
+MIN_SIDE_M = 0.002
+MAX_LEVEL = 24
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every task needs to know about the build."""
+
+    cube: Cube
+    world: npt.NDArray[np.float64]  # plane ENU -> ECEF
+    frame_spec: dict[str, Any]
+    bucket_level: int
+    grid: int
+    leaf_points: int
+    memory_points: int
+    spill_dir: str
+    out_dir: str
+    format: str
+
+
+@dataclass
+class NodeRecord:
+    """A written node: its address, point count, content box (plane ENU) and content URI."""
+
+    address: Address
+    points: int
+    lo: tuple[float, float, float]
+    hi: tuple[float, float, float]
+    uri: str
+    leaf: bool
+    bytes: int
+
+
+def spill_name(address: Address) -> str:
+    level, ix, iy, iz = address
+    return f"n{level}_{ix}_{iy}_{iz}"
+
+
+# --- distribution ---------------------------------------------------------------------------
+
+def distribute_block(job: Job, seq: int, blob: bytes) -> tuple[int, list[str]]:
+    """Decode store block ``seq``, place its points in the plane, and append them to the spill
+    file of their bucket node. Returns (points, spill names touched)."""
+    chunk = decode_block(blob)
+    frame = frame_from_spec(job.frame_spec)
+    local, _ = to_plane(frame, job.world, chunk.xyz)
+    level = job.bucket_level
+    key = job.cube.node_key(local, level)
+    n = 1 << level
+    order = np.argsort(key.astype(np.uint16) if n ** 3 <= 65536 else key, kind="stable")
+    records = np.empty(len(chunk), POINT)
+    records["p"] = local.T[order]
+    records["rgb"] = (chunk.rgb if chunk.rgb is not None else _PALETTE[chunk.classification])[order]
+    records["cls"] = chunk.classification[order]
+    records["ret"] = chunk.return_number[order]
+    records["inten"] = chunk.intensity[order]
+    records["seq"] = seq % 65536
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    touched = []
+    for s, e in zip(starts, ends):
+        k = int(key[s])
+        address = (level, k // (n * n), (k // n) % n, k % n)
+        name = spill_name(address)
+        _append(Path(job.spill_dir) / f"{name}.{os.getpid()}.bin", records[s:e])
+        touched.append(name)
+    return len(records), touched
+
+
+def _append(path: Path, records: npt.NDArray[Any]) -> None:
+    with open(path, "ab") as fh:
+        fh.write(records.tobytes())
+
+
+# --- one spilled node ----------------------------------------------------------------------
+
+def build_bucket(job: Job, address: Address) -> tuple[list[NodeRecord], list[tuple[Address, bytes]]]:
+    """Build the subtree of the spilled node ``address``: write its tiles and return their
+    records, plus the points it selected for the levels above it (as (ancestor address,
+    POINT records bytes)). Spill files are removed once read."""
+    files = sorted(Path(job.spill_dir).glob(spill_name(address) + ".*.bin"))
+    total = sum(f.stat().st_size for f in files) // POINT.itemsize
+    if total > job.memory_points and not _too_small(job, address):
+        return _split(job, address, files)
+    points = np.concatenate([np.fromfile(f, POINT) for f in files]) if files else np.empty(0, POINT)
+    for f in files:
+        f.unlink()
+    return _in_memory(job, address, points)
+
+
+def _split(job: Job, address: Address, files: list[Path]) -> tuple[list[NodeRecord], list[tuple[Address, bytes]]]:
+    """A node over the memory budget: stream its points into its 8 children's spill files, build
+    them one by one, and write this node from the points they pass up for its level."""
+    level = address[0]
+    centre = job.cube.node_centre(address)
+    step = max(1, job.memory_points // 2)
+    for f in files:
+        count = f.stat().st_size // POINT.itemsize
+        for start in range(0, count, step):
+            part = np.fromfile(f, POINT, count=step, offset=start * POINT.itemsize)
+            oct_ = octant(part["p"].T, centre)
+            for o in np.unique(oct_):
+                child = child_address(address, int(o))
+                _append(Path(job.spill_dir) / f"{spill_name(child)}.{os.getpid()}.bin", part[oct_ == o])
+        f.unlink()
+    records: list[NodeRecord] = []
+    mine: list[npt.NDArray[Any]] = []
+    upper: list[tuple[Address, bytes]] = []
+    for o in range(8):
+        child = child_address(address, o)
+        if not any(Path(job.spill_dir).glob(spill_name(child) + ".*.bin")):
+            continue
+        child_records, child_upper = build_bucket(job, child)
+        records += child_records
+        for addr, data in child_upper:
+            if addr[0] == level:
+                mine.append(np.frombuffer(data, POINT))
+            else:
+                upper.append((addr, data))
+    if mine:
+        records.append(write_node(job, address, np.concatenate(mine), leaf=False))
+    return records, upper
+
+
+def _in_memory(job: Job, address: Address, points: npt.NDArray[Any]) -> tuple[list[NodeRecord], list[tuple[Address, bytes]]]:
+    """Build a bucket held in memory. Selection works on (3, n) positions and an index into
+    ``points``; records are gathered only for the points written."""
+    if len(points) == 0:
+        return [], []
+    p = np.ascontiguousarray(points["p"].T)
+    idx = shuffle_order(p, points["seq"])
+    p = p[:, idx]
+    upper: list[tuple[Address, bytes]] = []
+    origin = np.asarray(job.cube.lo)
+    for level in range(address[0]):  # the levels above: aligned global grids, top down
+        keep = grid_select(p, origin, job.cube.side(level) / job.grid)
+        upper.append((ancestor(address, level), points[idx[keep]].tobytes()))
+        p, idx = p[:, ~keep], idx[~keep]
+    records: list[NodeRecord] = []
+    _subtree(job, address, points, p, idx, records)
+    return records, upper
+
+
+def _subtree(job: Job, address: Address, points: npt.NDArray[Any], p: npt.NDArray[np.float64],
+             idx: npt.NDArray[np.intp], records: list[NodeRecord]) -> None:
+    if len(idx) == 0:
+        return
+    if len(idx) <= job.leaf_points or _too_small(job, address):
+        records.append(write_node(job, address, points[idx], leaf=True, positions=p))
+        return
+    keep = grid_select(p, np.asarray(job.cube.lo), job.cube.side(address[0]) / job.grid)
+    records.append(write_node(job, address, points[idx[keep]], leaf=False, positions=p[:, keep]))
+    group = octant(p, job.cube.node_centre(address))
+    group[keep] = 8  # the kept points sort last and are dropped: one gather per level
+    order = np.argsort(group, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=9))]
+    order = order[:bounds[8]]
+    p, idx = p[:, order], idx[order]
+    for o in range(8):
+        if bounds[o + 1] > bounds[o]:
+            sl = slice(bounds[o], bounds[o + 1])
+            _subtree(job, child_address(address, o), points, p[:, sl], idx[sl], records)
+
+
+def _too_small(job: Job, address: Address) -> bool:
+    """True for a node that must not be split further: many points at (nearly) one position
+    would otherwise recurse without end."""
+    return address[0] >= MAX_LEVEL or job.cube.side(address[0]) < MIN_SIDE_M
+
+
+def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bool,
+               positions: npt.NDArray[np.float64] | None = None) -> NodeRecord:
+    """Write one node's content file (glb or pnts) and return its record. ``positions``: the
+    points' plane coordinates as a contiguous (3, n) array when the caller has them."""
+    p = np.ascontiguousarray(points["p"].T) if positions is None else positions
+    centre = job.cube.node_centre(address)
+    local = np.empty((p.shape[1], 3), np.float32)
+    for k in range(3):
+        local[:, k] = p[k] - centre[k]
+    attributes = {"classification": points["cls"], "intensity": points["inten"], "return_number": points["ret"]}
+    level, ix, iy, iz = address
+    if job.format == "1.1":
+        data, ext = write_points_glb(local, points["rgb"], attributes), "glb"
+    else:
+        data, ext = write_pnts(local, points["rgb"], attributes), "pnts"
+    uri = f"content/{level}/{ix}_{iy}_{iz}.{ext}"
+    path = Path(job.out_dir) / uri
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    lo = tuple(float(p[k].min()) for k in range(3))
+    hi = tuple(float(p[k].max()) for k in range(3))
+    return NodeRecord(address, p.shape[1], lo, hi, uri, leaf, len(data))  # type: ignore[arg-type]
