@@ -13,7 +13,8 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from cim.conversion import Reading
-from cim.crs import Frame, check_plausible
+from cim.crs import Frame
+from cim.placement import check_plausible
 from cim.errors import CrsContradictionError, EmptyInputError
 from cim.feature import Feature
 from cim.footprint import footprint_from_meshes

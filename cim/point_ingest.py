@@ -13,7 +13,8 @@ import numpy as np
 import shapely
 
 from cim.classes import CityClass
-from cim.crs import Frame, check_plausible
+from cim.crs import Frame
+from cim.placement import check_plausible
 from cim.errors import CrsContradictionError, EmptyInputError
 from cim.feature import AttributeValue, Feature, Source
 from cim.points import PointReading, class_name, encode_block
@@ -95,7 +96,7 @@ def ingest_points(store: Store, dataset: str, readings: Sequence[PointReading], 
 
 
 def _check_frame(frame: Frame, lo: np.ndarray, hi: np.ndarray) -> list[str]:
-    """:func:`cim.crs.check_plausible`, plus: geocentric coordinates must lie near the Earth's
+    """:func:`cim.placement.check_plausible`, plus: geocentric coordinates must lie near the Earth's
     surface (a geocentric label on projected-looking metres is a contradiction)."""
     warnings = check_plausible(frame, lo, hi)
     if getattr(getattr(frame, "crs", None), "is_geocentric", False):

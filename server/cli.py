@@ -19,7 +19,8 @@ import click
 from tqdm import tqdm
 
 from cim import errors
-from cim.crs import Frame, user_frame
+from cim.crs import Frame
+from cim.placement import user_frame
 from server import cli_export
 from server.layout import DataDir
 

@@ -53,7 +53,7 @@ class ProgressWriter:
 
 
 def run(data_dir: Path, job_id: str) -> int:
-    from cim.crs import user_frame
+    from cim.placement import user_frame
     from server import pipeline
 
     data = DataDir(data_dir)

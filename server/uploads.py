@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import converters
-from cim.crs import user_frame
+from cim.placement import user_frame
 from cim.errors import InputError, PayloadTooLargeError, UnsupportedFormatError
 from cim.store import SqliteStore
 from server import archive

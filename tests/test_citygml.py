@@ -17,7 +17,8 @@ import pytest
 from lxml import etree
 
 from cim.classes import CityClass, SurfaceType
-from cim.crs import LocalFrame, user_frame
+from cim.crs import LocalFrame
+from cim.placement import user_frame
 from cim.errors import CrsContradictionError, CrsMissingError, ParseError
 from cim.feature import Feature
 from cim.ingest import ingest

@@ -51,7 +51,7 @@ def samples(shared_data: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory, samples: dict[str, Path]) -> Iterator[SqliteStore]:
     s = open_store(tmp_path_factory.mktemp("cityjson") / "city.gpkg")
-    from cim.crs import user_frame
+    from cim.placement import user_frame
     import_files(s, "delft", [samples["delft"]])
     import_files(s, "dh", [samples["dh"]], frame=user_frame(crs="EPSG:28992"))
     import_files(s, "dn", [DANANG])
@@ -215,7 +215,7 @@ def test_cli_and_http(store: SqliteStore, samples: dict[str, Path], tmp_path: Pa
 
 
 def test_user_placement_overrides(samples: dict[str, Path]) -> None:
-    from cim.crs import user_frame
+    from cim.placement import user_frame
     reading = open_input(samples["delft"], ConvertOptions(frame=user_frame(crs="EPSG:28992")))
     assert sum(1 for _ in reading.features()) == 570
     assert any("given placement wins" in w for w in reading.report.warnings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cim import crs
+from cim import crs, placement
 from cim.errors import CrsContradictionError, CrsUnknownError, PlacementError
 
 
@@ -95,30 +95,30 @@ def test_frame_spec_round_trip() -> None:
 
 
 def test_user_frame_options() -> None:
-    assert crs.user_frame() is None
-    assert isinstance(crs.user_frame(origin="108.1,16.07,5"), crs.LocalFrame)
+    assert placement.user_frame() is None
+    assert isinstance(placement.user_frame(origin="108.1,16.07,5"), crs.LocalFrame)
     with pytest.raises(PlacementError):
-        crs.user_frame(crs="EPSG:5899", origin="108.1,16.07")
+        placement.user_frame(crs="EPSG:5899", origin="108.1,16.07")
     with pytest.raises(PlacementError):
-        crs.user_frame(rotation=10)
+        placement.user_frame(rotation=10)
     with pytest.raises(PlacementError, match="LON,LAT"):
-        crs.user_frame(origin="16.07")
+        placement.user_frame(origin="16.07")
     with pytest.raises(PlacementError):
-        crs.user_frame(origin="200,16")
+        placement.user_frame(origin="200,16")
 
 
 def test_coordinates_far_outside_the_crs_are_a_contradiction() -> None:
     frame = crs.crs_frame("EPSG:5899")
     with pytest.raises(CrsContradictionError, match="contradicts"):
-        crs.check_plausible(frame, np.array([0.0, 0.0, 0.0]), np.array([100.0, 100.0, 10.0]))
+        placement.check_plausible(frame, np.array([0.0, 0.0, 0.0]), np.array([100.0, 100.0, 10.0]))
 
 
 def test_geographic_label_on_metres_is_a_contradiction() -> None:
     frame = crs.crs_frame("EPSG:4326")
     with pytest.raises(CrsContradictionError):
-        crs.check_plausible(frame, np.array([536000.0, 1777000.0, 0]), np.array([536100.0, 1777100.0, 10]))
+        placement.check_plausible(frame, np.array([536000.0, 1777000.0, 0]), np.array([536100.0, 1777100.0, 10]))
 
 
 def test_plausible_data_gives_no_warning() -> None:
     frame = crs.crs_frame("EPSG:5899")
-    assert crs.check_plausible(frame, np.array([536000.0, 1777000.0, 0]), np.array([536500.0, 1777500.0, 30])) == []
+    assert placement.check_plausible(frame, np.array([536000.0, 1777000.0, 0]), np.array([536500.0, 1777500.0, 30])) == []

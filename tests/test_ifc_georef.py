@@ -19,7 +19,8 @@ import pyproj
 import pytest
 
 import converters
-from cim.crs import frame_from_spec, user_frame
+from cim.crs import frame_from_spec
+from cim.placement import user_frame
 from cim.errors import CrsMissingError
 from cim.ingest import ingest
 from cim.store import open_store

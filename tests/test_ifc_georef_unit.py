@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cim.conversion import ConversionReport
-from cim.crs import CrsFrame, LocalFrame, user_frame
+from cim.crs import CrsFrame, LocalFrame
+from cim.placement import user_frame
 from cim.errors import CrsMissingError
 from converters.ifc.georef import Georeferencing, MapConversion, SiteReference, choose_placement, unit_factor
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cim.crs import user_frame
+from cim.placement import user_frame
 from server.pipeline import convert
 from tests.test_tiling_judges import assert_clean, check_tileset, view_tileset
 

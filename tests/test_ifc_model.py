@@ -10,7 +10,7 @@ import pytest
 import shapely
 
 import converters
-from cim.crs import user_frame
+from cim.placement import user_frame
 from cim.feature import Feature
 from cim.ingest import ingest
 from cim.store import SqliteStore, open_store

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import converters
-from cim.crs import user_frame
+from cim.placement import user_frame
 from cim.errors import (ConversionTimeoutError, ConverterCrashError, InputError, TruncatedFileError,
                         UnsafeArchiveError, UnsupportedFormatError)
 from cim.ingest import ingest

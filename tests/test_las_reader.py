@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import converters
-from cim.crs import user_frame
+from cim.placement import user_frame
 from cim.errors import CrsMissingError, EmptyInputError, ParseError, TruncatedFileError
 from cim.points import PointChunk, class_name, decode_block, encode_block
 from converters.las import LasReading

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from cim.conversion import ConversionReport
-from cim.crs import Frame, crs_frame, frame_from_spec, user_frame
+from cim.crs import Frame, crs_frame, frame_from_spec
+from cim.placement import user_frame
 from cim.point_ingest import ingest_points
 from cim.points import PointChunk, class_name
 from cim.errors import CrsContradictionError, TruncatedFileError

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import converters
-from cim.crs import user_frame
+from cim.placement import user_frame
 from cim.ingest import ingest
 from cim.store import SqliteStore, open_store
 from tests.test_tiling_synthetic import make_store

@@ -10,7 +10,7 @@ from pathlib import Path
 import lxml
 import pytest
 
-from cim.crs import user_frame
+from cim.placement import user_frame
 from cim.errors import CimError, HostileInputError, ParseError, TruncatedFileError
 from cim.ingest import ingest
 from cim.store import SqliteStore, open_store
