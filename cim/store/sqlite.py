@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +28,7 @@ from cim.feature import Feature, Source
 from cim.mesh import Mesh
 from cim.store import gpkg
 from cim.store.base import DatasetInfo, FeatureIndex, FootprintRow, JobRecord
+from cim.store.connections import ThreadConnections
 from cim.store.sqlite_jobs import SqliteJobTable, jobs_path
 
 SCHEMA_VERSION = 1
@@ -61,15 +61,18 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _setup_connection(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA foreign_keys=OFF")
+    gpkg.register_functions(conn)
+
+
 class SqliteStore:
     """See :class:`cim.store.base.Store`. Thread-safe for one writer and many readers: each
     thread gets its own connection."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path, _setup_connection)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # the GeoPackage header fields go into the main file before WAL mode takes over, so
@@ -104,24 +107,10 @@ class SqliteStore:
 
     # --- connections -----------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=OFF")
-            gpkg.register_functions(conn)
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
-        return conn
+        return self._connections.get()
 
     def close(self) -> None:
-        with self._lock:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._connections.close()
         if hasattr(self, "_jobs"):
             self._jobs.close()
 
