@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +65,21 @@ class Served:
         self.log.close()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = Served(tmp_path_factory.mktemp("e2e") / "city-data")
+@contextmanager
+def running_server(data: Path) -> Iterator[Served]:
+    """A ``cim serve`` process on ``data``, up and answering, stopped at the end."""
+    server = Served(data)
     try:
         server.wait_up()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with running_server(tmp_path_factory.mktemp("e2e") / "city-data") as server:
+        yield server
 
 
 def _upload(served: Served, path: Path, headers: dict[str, str], **fields: str) -> httpx.Response:

@@ -15,7 +15,7 @@ import shapely
 from pyproj import Transformer
 
 from tests.job_helpers import WRITE_AUTH
-from tests.test_serve_e2e import Served, _staged, _upload, _wait
+from tests.test_serve_e2e import Served, _staged, _upload, _wait, running_server
 from tests.test_tiling_judges import assert_clean, check_tileset, view_tileset
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -26,12 +26,8 @@ KARLSRUHE_BBOX = "8.42,49.09,8.45,49.11"
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = Served(tmp_path_factory.mktemp("e2e-ifc") / "city-data")
-    try:
-        server.wait_up()
+    with running_server(tmp_path_factory.mktemp("e2e-ifc") / "city-data") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
