@@ -29,7 +29,6 @@ from cim.conversion import ConversionReport
 from cim.crs import frame_from_spec
 from cim.errors import CimError
 from cim.feature import Feature
-from cim.footprint import footprint_from_meshes
 from cim.mesh import Mesh
 
 BATCH = 128
@@ -80,7 +79,7 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
     with_geometry = [p for p in products if getattr(p, "Representation", None) is not None]
     progress_messages: list[float] = []
     for shape in geometry.iterate_shapes(model, with_geometry, threads or os.cpu_count() or 1,
-                                         progress_messages.append):
+                                         progress_messages.append, while_running=_import_footprints):
         feature = features.get(shape.step_id)
         if feature is None:
             continue
@@ -105,6 +104,12 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
     for start in range(0, len(ordered), BATCH):
         yield ("features", ordered[start:start + BATCH])
     yield ("done", report.to_dict())
+
+
+def _import_footprints() -> None:
+    """Import shapely (for the footprints at the end) while the kernel threads triangulate: it
+    does not touch the IFC model, and it is 0.1 s off the serial path."""
+    import cim.footprint  # noqa: F401
 
 
 def _lod(feature: Feature) -> int:
@@ -162,6 +167,8 @@ def _building_footprints(ordered: list[Feature], excluded: frozenset[CityClass])
                 meshes.extend(m for m in node.geometry.values() if not m.is_empty)
             stack.extend(children.get(node.id, []))
         if meshes:
+            from cim.footprint import footprint_from_meshes
+
             f.footprint = footprint_from_meshes(meshes)
 
 
