@@ -82,3 +82,26 @@ def test_unadopted_children_are_killed_at_exit(shared_data: Path, tmp_path: Path
     subprocess.run([sys.executable, "-c", code], check=True, cwd=repo, timeout=60)
     pid = int(pid_file.read_text())
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.parametrize("name", ["AC20-FZK-Haus.ifc", "Duplex_A_20110907_georeferenced.ifc", "IfcOpenHouse_IFC4.ifc"])
+def test_properties_read_while_the_kernel_runs_equal_a_quiet_read(shared_data: Path, tmp_path: Path, name: str) -> None:
+    """The child reads property sets, materials and the spatial tree while the geometry kernel's
+    threads run; the result must be the same as reading them with no kernel running at all
+    (a separate interpreter that never starts the iterator)."""
+    path = shared_data / "ifc" / name
+    frame = user_frame(origin="108.25,16.05,5") if name == "IfcOpenHouse_IFC4.ifc" else None
+    reading = converters.open_input(path, converters.ConvertOptions(frame=frame))
+    overlapped = {f.id: (f.parent, {k: v for k, v in f.attributes.items() if k not in ("color", "transparency")})
+                  for f in reading.features()}
+    out = tmp_path / "quiet.json"
+    code = ("import json, sys; from pathlib import Path; from cim.conversion import ConversionReport; "
+            "from converters.ifc import model as m; "
+            f"model = m.open_model(Path({str(path)!r}), {name!r}); "
+            f"feats = m.read_features(model, {name!r}, ConversionReport(source={name!r})); "
+            f"Path({str(out)!r}).write_text(json.dumps({{f.id: [f.parent, f.attributes] for f in feats.values()}}))")
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=repo, timeout=300)
+    quiet = {k: (v[0], v[1]) for k, v in json.loads(out.read_text()).items()}
+    assert len(overlapped) > 3
+    assert overlapped == quiet

@@ -180,9 +180,9 @@ def parent_entity(entity: Any) -> Any | None:
     return parent
 
 
-def read_features(model: Any, file_name: str, report: ConversionReport) -> dict[int, Feature]:
-    """One feature (no geometry yet) per IFC product the CIM imports, keyed by STEP id; parents
-    resolved to feature ids, ``storey`` and ``material`` attributes filled in."""
+def select_products(model: Any, report: ConversionReport) -> dict[int, tuple[Any, CityClass]]:
+    """The IFC products the CIM imports, with their CIM class, keyed by STEP id (the others are
+    counted as skipped in ``report``)."""
     entities: dict[int, tuple[Any, CityClass]] = {}
     for product in model.by_type("IfcProduct"):
         cls = city_class(product)
@@ -190,6 +190,16 @@ def read_features(model: Any, file_name: str, report: ConversionReport) -> dict[
             report.skip(f"{product.is_a()} (not a city feature)")
             continue
         entities[product.id()] = (product, cls)
+    return entities
+
+
+def read_features(model: Any, file_name: str, report: ConversionReport,
+                  entities: dict[int, tuple[Any, CityClass]] | None = None) -> dict[int, Feature]:
+    """One feature (no geometry yet) per IFC product the CIM imports (``entities`` from
+    :func:`select_products`, selected here if not given), keyed by STEP id; parents resolved to
+    feature ids, ``storey`` and ``material`` attributes filled in. Only reads ``model``."""
+    if entities is None:
+        entities = select_products(model, report)
     features: dict[int, Feature] = {}
     seen_ids: set[str] = set()
     for step_id, (entity, cls) in entities.items():

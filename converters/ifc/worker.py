@@ -74,12 +74,22 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
     placement = choose_placement(model_io.read_georeferencing(model), user, report, display_name)
     yield ("frame", placement.frame.spec(), report.to_dict())
 
-    features = model_io.read_features(model, display_name, report)
-    products = [model.by_id(step_id) for step_id in features]
-    with_geometry = [p for p in products if getattr(p, "Representation", None) is not None]
+    entities = model_io.select_products(model, report)
+    with_geometry = [entity for entity, _ in entities.values() if getattr(entity, "Representation", None) is not None]
+    features: dict[int, Feature] = {}
+    read: list[bool] = []
+
+    def while_kernel_runs() -> None:
+        # Property sets, materials and the spatial tree are read on this (the only Python) thread
+        # while the kernel's C++ threads triangulate: both only read the model, which
+        # ifcopenshell.open() parsed completely (not lazy); see docs/ifc.md "Speed".
+        features.update(model_io.read_features(model, display_name, report, entities))
+        read.append(True)
+        _import_footprints()
+
     progress_messages: list[float] = []
     for shape in geometry.iterate_shapes(model, with_geometry, threads or os.cpu_count() or 1,
-                                         progress_messages.append, while_running=_import_footprints):
+                                         progress_messages.append, while_running=while_kernel_runs):
         feature = features.get(shape.step_id)
         if feature is None:
             continue
@@ -95,6 +105,8 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
         if progress_messages:
             yield ("progress", progress_messages[-1])
             progress_messages.clear()
+    if not read:  # nothing for the kernel (or initialize() found nothing): read them now
+        features.update(model_io.read_features(model, display_name, report, entities))
     missing = sum(1 for p in with_geometry if not features[p.id()].geometry)
     if missing:
         report.warn(f"{missing} product(s) have a representation that produced no triangles (e.g. only axes, "
