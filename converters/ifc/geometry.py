@@ -44,8 +44,8 @@ def iterate_shapes(model: Any, products: list[Any], threads: int,
     """Triangulate ``products`` on ``threads`` threads; yields one shape per product that has
     a body (products without geometry are skipped by the kernel). ``while_running`` is called
     once after the kernel threads have started, before the first shape is awaited (with more
-    than one thread the kernel works in the background after ``initialize()``); it must not
-    touch ``model``."""
+    than one thread the kernel works in the background after ``initialize()``); it may read
+    ``model`` (parsed eagerly by ``ifcopenshell.open``), never change it."""
     if not products:
         return
     iterator = ifcopenshell.geom.iterator(kernel_settings(), model, max(1, threads), include=products,

@@ -14,6 +14,7 @@ the library's own output on fd 1 is redirected to stderr. In this order::
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
@@ -26,7 +27,6 @@ from typing import Any, BinaryIO
 
 from cim.classes import CityClass
 from cim.conversion import ConversionReport
-from cim.crs import frame_from_spec
 from cim.errors import CimError
 from cim.feature import Feature
 from cim.mesh import Mesh
@@ -62,34 +62,42 @@ def main(argv: list[str]) -> int:
 
 
 def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, threads: int) -> Iterator[tuple[Any, ...]]:
-    # heavy imports only in the child
+    # heavy imports only in the child; pyproj (placement) and shapely (footprints) only once the
+    # kernel threads run (see docs/ifc.md "Speed")
     from converters.ifc import geometry, model as model_io
-    from converters.ifc.georef import choose_placement
     from converters.ifc.mapping import NOT_IN_FOOTPRINT, surface_type
 
     report = ConversionReport(source=display_name)
     model = model_io.open_model(path, display_name)
     report.format = model.schema_identifier if hasattr(model, "schema_identifier") else model.schema
-    user = frame_from_spec(frame_spec) if frame_spec else None
-    placement = choose_placement(model_io.read_georeferencing(model), user, report, display_name)
-    yield ("frame", placement.frame.spec(), report.to_dict())
-
     entities = model_io.select_products(model, report)
     with_geometry = [entity for entity, _ in entities.values() if getattr(entity, "Representation", None) is not None]
     features: dict[int, Feature] = {}
+    placements: list[Any] = []
     read: list[bool] = []
 
-    def while_kernel_runs() -> None:
-        # Property sets, materials and the spatial tree are read on this (the only Python) thread
-        # while the kernel's C++ threads triangulate: both only read the model, which
-        # ifcopenshell.open() parsed completely (not lazy); see docs/ifc.md "Speed".
+    def place_and_read() -> None:
+        # Georeferencing, property sets, materials and the spatial tree are read on this (the
+        # only Python) thread while the kernel's C++ threads triangulate: both only read the
+        # model, which ifcopenshell.open() parsed completely (not lazy); see docs/ifc.md "Speed".
+        from cim.crs import frame_from_spec
+        from converters.ifc.georef import choose_placement
+
+        user = frame_from_spec(frame_spec) if frame_spec else None
+        placements.append(choose_placement(model_io.read_georeferencing(model), user, report, display_name))
         features.update(model_io.read_features(model, display_name, report, entities))
         read.append(True)
         _import_footprints()
 
     progress_messages: list[float] = []
-    for shape in geometry.iterate_shapes(model, with_geometry, threads or os.cpu_count() or 1,
-                                         progress_messages.append, while_running=while_kernel_runs):
+    shapes = geometry.iterate_shapes(model, with_geometry, threads or os.cpu_count() or 1,
+                                     progress_messages.append, while_running=place_and_read)
+    first = next(shapes, None)  # starts the kernel, then runs place_and_read while it works
+    if not read:  # nothing for the kernel (or initialize() found nothing): read them now
+        place_and_read()
+    placement = placements[0]
+    yield ("frame", placement.frame.spec(), report.to_dict())
+    for shape in itertools.chain([first] if first is not None else [], shapes):
         feature = features.get(shape.step_id)
         if feature is None:
             continue
@@ -105,8 +113,6 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
         if progress_messages:
             yield ("progress", progress_messages[-1])
             progress_messages.clear()
-    if not read:  # nothing for the kernel (or initialize() found nothing): read them now
-        features.update(model_io.read_features(model, display_name, report, entities))
     missing = sum(1 for p in with_geometry if not features[p.id()].geometry)
     if missing:
         report.warn(f"{missing} product(s) have a representation that produced no triangles (e.g. only axes, "
@@ -119,8 +125,8 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
 
 
 def _import_footprints() -> None:
-    """Import shapely (for the footprints at the end) while the kernel threads triangulate: it
-    does not touch the IFC model, and it is 0.1 s off the serial path."""
+    """Import shapely (for the footprints at the end) while the kernel threads triangulate
+    (0.1 s off the serial path)."""
     import cim.footprint  # noqa: F401
 
 
