@@ -6,7 +6,8 @@ interpreter: no fork after threads, no re-import of the caller's main module). M
 the parent on the original stdout as length-prefixed pickles (8-byte little-endian length);
 the library's own output on fd 1 is redirected to stderr. In this order::
 
-    ("frame", frame_spec, report_dict)   once the placement is chosen (before any feature)
+    ("frame", frame_spec, report_dict)   once the placement is chosen (before any feature; the
+                                         kernel is already running then, docs/ifc.md "Speed")
     ("progress", fraction)               while the geometry kernel runs (0..1)
     ("features", [Feature, ...])         batches, parents before children
     ("done", report_dict)                the end
