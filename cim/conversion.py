@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cim.crs import Frame
 from cim.feature import Feature
+
+if TYPE_CHECKING:  # pyproj loads with the first frame, not with every report (the IFC child starts its kernel first)
+    from cim.crs import Frame
 
 
 @dataclass

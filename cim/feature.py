@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
-
-from shapely.geometry.base import BaseGeometry
+from typing import TYPE_CHECKING, Union
 
 from cim.classes import CityClass
 from cim.mesh import Mesh
+
+if TYPE_CHECKING:  # shapely loads with the first footprint, not with every Feature import
+    from shapely.geometry.base import BaseGeometry
 
 AttributeValue = Union[str, int, float, bool]
 

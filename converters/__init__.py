@@ -2,8 +2,29 @@
 
 ``open_input(path, options)`` finds the converter for a file by its content and returns a
 :class:`cim.conversion.Reading`.
+
+The names below are imported on first use (PEP 562), so that a stdlib-only submodule such as
+:mod:`converters.ifc.spawn` can be imported without numpy, shapely or pyproj.
 """
-from converters.base import ConvertOptions, Converter
-from converters.registry import detect, open_input, registered_formats
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from converters.base import ConvertOptions, Converter
+    from converters.registry import detect, open_input, registered_formats
+
+_EXPORTS = {"ConvertOptions": "converters.base", "Converter": "converters.base", "detect": "converters.registry",
+            "open_input": "converters.registry", "registered_formats": "converters.registry"}
 
 __all__ = ["ConvertOptions", "Converter", "detect", "open_input", "registered_formats"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'converters' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

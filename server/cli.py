@@ -13,16 +13,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from tqdm import tqdm
 
 from cim import errors
-from cim.crs import Frame
-from cim.placement import user_frame
 from server import cli_export
 from server.layout import DataDir
+
+if TYPE_CHECKING:  # pyproj, numpy and shapely load on first use: `cim convert` starts its IFC child first
+    from cim.crs import Frame
 
 EXIT_CODES: list[tuple[type[errors.CimError], int]] = [  # first match wins
     (errors.CrsError, 4),
@@ -72,7 +73,23 @@ def _bar(desc: str, unit: str = "B", scale: bool = True) -> Iterator[Callable[[i
 
 
 def _frame(crs: str | None, origin: str | None, rotation: float | None) -> Frame | None:
+    if crs is None and origin is None and rotation is None:
+        return None
+    from cim.placement import user_frame
+
     return user_frame(crs=crs, origin=origin, rotation=rotation)
+
+
+def _prestart_ifc(inputs: tuple[Path, ...], frame: Frame | None) -> None:
+    """Start the IFC conversion children now, before this process imports the store and the
+    tiler, so that both start-ups overlap; the reader adopts them (converters/ifc/spawn.py)."""
+    import json
+
+    from converters.ifc import spawn
+
+    spec = json.dumps(frame.spec()) if frame is not None else ""
+    for path in inputs:
+        spawn.prestart(path, spec)
 
 
 def _placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,9 +123,10 @@ def cli(ctx: click.Context, data: Path, debug: bool) -> None:
 def convert(inputs: tuple[Path, ...], out: Path, crs: str | None, origin: str | None, rotation: float | None,
             fmt: str) -> None:
     """Convert files straight to a tileset in OUT (no data directory involved)."""
+    frame = _frame(crs, origin, rotation)
+    _prestart_ifc(inputs, frame)
     from server import pipeline
 
-    frame = _frame(crs, origin, rotation)
     with _bar("import") as imp, _bar("tiles", unit="tile", scale=False) as til:
         info, summary = pipeline.convert(list(inputs), out, frame=frame, format=fmt,
                                          import_progress=imp, tile_progress=til)

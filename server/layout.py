@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cim.store import SqliteStore, open_store
+if TYPE_CHECKING:  # the store (numpy, shapely) is imported when opened: keeps `cim` start-up light
+    from cim.store import SqliteStore
 
 STORE_FILE = "city.gpkg"
 TILES_DIR = "tiles"
@@ -23,4 +25,6 @@ class DataDir:
         return self.root / TILES_DIR
 
     def open_store(self) -> SqliteStore:
+        from cim.store import open_store
+
         return open_store(self.store_path)

@@ -39,15 +39,21 @@ def kernel_settings() -> Any:
 
 
 def iterate_shapes(model: Any, products: list[Any], threads: int,
-                   progress: Callable[[float], None] | None = None) -> Iterator[ElementShape]:
+                   progress: Callable[[float], None] | None = None,
+                   while_running: Callable[[], None] | None = None) -> Iterator[ElementShape]:
     """Triangulate ``products`` on ``threads`` threads; yields one shape per product that has
-    a body (products without geometry are skipped by the kernel)."""
+    a body (products without geometry are skipped by the kernel). ``while_running`` is called
+    once after the kernel threads have started, before the first shape is awaited (with more
+    than one thread the kernel works in the background after ``initialize()``); it may read
+    ``model`` (parsed eagerly by ``ifcopenshell.open``), never change it."""
     if not products:
         return
     iterator = ifcopenshell.geom.iterator(kernel_settings(), model, max(1, threads), include=products,
                                           geometry_library=GEOMETRY_LIBRARY)
     if not iterator.initialize():
         return
+    if while_running is not None:
+        while_running()
     last = -1
     while True:
         shape = iterator.get()

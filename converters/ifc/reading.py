@@ -11,7 +11,6 @@ import pickle
 import queue
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,11 +24,10 @@ from cim.crs import Frame, frame_from_spec
 from cim.errors import ConversionTimeoutError, ConverterCrashError, InputError, ParseError, TruncatedFileError
 from cim.feature import Feature
 from converters.base import ConvertOptions
-from converters.ifc import archive
+from converters.ifc import archive, spawn
 
 DEFAULT_TIMEOUT = float(os.environ.get("CIM_IFC_TIMEOUT", "3600"))  # seconds per file
 _END = b"END-ISO-10303-21;"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 _LENGTH = struct.Struct("<Q")
 
 
@@ -60,7 +58,7 @@ class IfcReading:
         self.report = ConversionReport(source=self.path.name, format="IFC")
         self.options = options
         self.timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-        self.threads = threads or int(os.environ.get("CIM_IFC_THREADS", "0")) or os.cpu_count() or 1
+        self.threads = threads or spawn.default_threads()
         self.bytes_read = 0
         self._frame: Frame | None = None
         self._started = False
@@ -94,12 +92,11 @@ class IfcReading:
 
     def _run_child(self, source: Path) -> Iterator[Feature]:
         spec = json.dumps(self.options.frame.spec()) if self.options.frame is not None else ""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-        with tempfile.TemporaryFile() as stderr:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "converters.ifc.worker", str(source), self.path.name, spec, str(self.threads)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, env=env)
+        child = spawn.take(source, self.path.name, spec, self.threads)  # started early by the CLI?
+        if child is None:
+            child = spawn.start(source, self.path.name, spec, self.threads)
+        proc, stderr = child.proc, child.stderr
+        with stderr:
             messages: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=8)
             reader = threading.Thread(target=_read_messages, args=(proc.stdout, messages), daemon=True)
             reader.start()

@@ -6,7 +6,8 @@ interpreter: no fork after threads, no re-import of the caller's main module). M
 the parent on the original stdout as length-prefixed pickles (8-byte little-endian length);
 the library's own output on fd 1 is redirected to stderr. In this order::
 
-    ("frame", frame_spec, report_dict)   once the placement is chosen (before any feature)
+    ("frame", frame_spec, report_dict)   once the placement is chosen (before any feature; the
+                                         kernel is already running then, docs/ifc.md "Speed")
     ("progress", fraction)               while the geometry kernel runs (0..1)
     ("features", [Feature, ...])         batches, parents before children
     ("done", report_dict)                the end
@@ -14,6 +15,7 @@ the library's own output on fd 1 is redirected to stderr. In this order::
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
@@ -26,10 +28,8 @@ from typing import Any, BinaryIO
 
 from cim.classes import CityClass
 from cim.conversion import ConversionReport
-from cim.crs import frame_from_spec
 from cim.errors import CimError
 from cim.feature import Feature
-from cim.footprint import footprint_from_meshes
 from cim.mesh import Mesh
 
 BATCH = 128
@@ -63,24 +63,42 @@ def main(argv: list[str]) -> int:
 
 
 def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, threads: int) -> Iterator[tuple[Any, ...]]:
-    # heavy imports only in the child
+    # heavy imports only in the child; pyproj (placement) and shapely (footprints) only once the
+    # kernel threads run (see docs/ifc.md "Speed")
     from converters.ifc import geometry, model as model_io
-    from converters.ifc.georef import choose_placement
     from converters.ifc.mapping import NOT_IN_FOOTPRINT, surface_type
 
     report = ConversionReport(source=display_name)
     model = model_io.open_model(path, display_name)
     report.format = model.schema_identifier if hasattr(model, "schema_identifier") else model.schema
-    user = frame_from_spec(frame_spec) if frame_spec else None
-    placement = choose_placement(model_io.read_georeferencing(model), user, report, display_name)
-    yield ("frame", placement.frame.spec(), report.to_dict())
+    entities = model_io.select_products(model, report)
+    with_geometry = [entity for entity, _ in entities.values() if getattr(entity, "Representation", None) is not None]
+    features: dict[int, Feature] = {}
+    placements: list[Any] = []
+    read: list[bool] = []
 
-    features = model_io.read_features(model, display_name, report)
-    products = [model.by_id(step_id) for step_id in features]
-    with_geometry = [p for p in products if getattr(p, "Representation", None) is not None]
+    def place_and_read() -> None:
+        # Georeferencing, property sets, materials and the spatial tree are read on this (the
+        # only Python) thread while the kernel's C++ threads triangulate: both only read the
+        # model, which ifcopenshell.open() parsed completely (not lazy); see docs/ifc.md "Speed".
+        from cim.crs import frame_from_spec
+        from converters.ifc.georef import choose_placement
+
+        user = frame_from_spec(frame_spec) if frame_spec else None
+        placements.append(choose_placement(model_io.read_georeferencing(model), user, report, display_name))
+        features.update(model_io.read_features(model, display_name, report, entities))
+        read.append(True)
+        _import_footprints()
+
     progress_messages: list[float] = []
-    for shape in geometry.iterate_shapes(model, with_geometry, threads or os.cpu_count() or 1,
-                                         progress_messages.append):
+    shapes = geometry.iterate_shapes(model, with_geometry, threads or os.cpu_count() or 1,
+                                     progress_messages.append, while_running=place_and_read)
+    first = next(shapes, None)  # starts the kernel, then runs place_and_read while it works
+    if not read:  # nothing for the kernel (or initialize() found nothing): read them now
+        place_and_read()
+    placement = placements[0]
+    yield ("frame", placement.frame.spec(), report.to_dict())
+    for shape in itertools.chain([first] if first is not None else [], shapes):
         feature = features.get(shape.step_id)
         if feature is None:
             continue
@@ -105,6 +123,12 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
     for start in range(0, len(ordered), BATCH):
         yield ("features", ordered[start:start + BATCH])
     yield ("done", report.to_dict())
+
+
+def _import_footprints() -> None:
+    """Import shapely (for the footprints at the end) while the kernel threads triangulate
+    (0.1 s off the serial path)."""
+    import cim.footprint  # noqa: F401
 
 
 def _lod(feature: Feature) -> int:
@@ -162,6 +186,8 @@ def _building_footprints(ordered: list[Feature], excluded: frozenset[CityClass])
                 meshes.extend(m for m in node.geometry.values() if not m.is_empty)
             stack.extend(children.get(node.id, []))
         if meshes:
+            from cim.footprint import footprint_from_meshes
+
             f.footprint = footprint_from_meshes(meshes)
 
 
