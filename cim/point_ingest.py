@@ -25,12 +25,15 @@ GEOCENTRIC_HEIGHT_RANGE = (-12_000.0, 100_000.0)  # metres: points of a city sca
 
 
 def ingest_points(store: Store, dataset: str, readings: Sequence[PointReading], *,
-                  progress: ProgressCallback | None = None) -> DatasetInfo:
+                  progress: ProgressCallback | None = None,
+                  on_block: Callable[[bytes], None] | None = None) -> DatasetInfo:
     """Read every point reading into dataset ``dataset`` (replacing it atomically).
 
     All readings must share one frame (merged into one cloud). Raises
     :class:`CrsContradictionError` when the coordinates do not fit the frame and
-    :class:`EmptyInputError` when there is no point.
+    :class:`EmptyInputError` when there is no point. ``on_block(blob)`` is called with each point
+    block as it is written, in store order (the one-shot convert path tiles while it imports);
+    an exception from it aborts the import.
     """
     frame = readings[0].frame
     for r in readings[1:]:
@@ -58,7 +61,10 @@ def ingest_points(store: Store, dataset: str, readings: Sequence[PointReading], 
                 returns += np.bincount(chunk.return_number, minlength=256)
                 coloured += n if chunk.rgb is not None else 0
                 count += n
-                writer.add_point_block(encode_block(chunk), n)
+                blob = encode_block(chunk)
+                writer.add_point_block(blob, n)
+                if on_block is not None:
+                    on_block(blob)
                 if progress is not None:
                     progress(done_before + reading.bytes_read, total)
             done_before += reading.total_bytes

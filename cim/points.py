@@ -86,7 +86,9 @@ class PointReading(Protocol):
 
     ``frame`` and ``point_count`` are known as soon as the reading is open (a reader raises
     :class:`cim.errors.CrsMissingError` from ``open`` when it cannot place the data);
-    ``chunks()`` streams the points in bounded pieces.
+    ``chunks()`` streams the points in bounded pieces. ``declared_extent`` is the (min, max)
+    source-frame box the file declares before any point is read (LAS header bounds), or None
+    when it has none or it cannot be trusted; the points are checked against it afterwards.
     """
 
     path: Path
@@ -94,6 +96,7 @@ class PointReading(Protocol):
     bytes_read: int
     total_bytes: int
     point_count: int
+    declared_extent: tuple[tuple[float, float, float], tuple[float, float, float]] | None
 
     @property
     def frame(self) -> Frame: ...

@@ -9,6 +9,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import converters
 import tiling
@@ -45,15 +48,41 @@ def import_files(store: SqliteStore, dataset: str, paths: Sequence[Path], *, fra
                  progress: Progress | None = None) -> DatasetInfo:
     """Convert ``paths`` into dataset ``dataset`` (replacing it atomically)."""
     check_dataset_name(dataset)
+    return _ingest(store, dataset, _open(paths, frame), progress=progress)
+
+
+def _open(paths: Sequence[Path], frame: Frame | None) -> list[Any]:
     options = converters.ConvertOptions(frame=frame)
     readings = [converters.open_input(p, options) for p in paths]
-    points: list[PointReading] = [r for r in readings if is_point_reading(r)]  # type: ignore[misc]
-    if points and len(points) != len(readings):
+    if any(is_point_reading(r) for r in readings) and not all(is_point_reading(r) for r in readings):
         raise InputError("point clouds (LAS/LAZ) and other formats cannot make one dataset: import them as "
                          "separate datasets", files=[str(p) for p in paths])
-    if points:
-        return ingest_points(store, dataset, points, progress=progress)
-    return ingest(store, dataset, [r for r in readings if not is_point_reading(r)], progress=progress)  # type: ignore[misc]
+    return readings
+
+
+def _ingest(store: SqliteStore, dataset: str, readings: list[Any], *, progress: Progress | None,
+            on_block: Callable[[bytes], None] | None = None) -> DatasetInfo:
+    if readings and is_point_reading(readings[0]):
+        return ingest_points(store, dataset, readings, progress=progress, on_block=on_block)
+    return ingest(store, dataset, readings, progress=progress)
+
+
+def _point_distribution(readings: list[Any], out_dir: Path, format: str, progress: Progress | None) -> Any:
+    """For point readings whose headers declare their extent (all in one frame), the tiler's
+    distribution, started now so that it runs while the import decodes; else None."""
+    if not readings or not all(is_point_reading(r) for r in readings):
+        return None
+    points: list[PointReading] = readings
+    spec = points[0].frame.spec()
+    extents = [getattr(r, "declared_extent", None) for r in points]
+    if any(e is None for e in extents) or any(r.frame.spec() != spec for r in points[1:]):
+        return None
+    from tiling.pointcloud import PointDistribution
+
+    lo = np.min([e[0] for e in extents if e is not None], axis=0)
+    hi = np.max([e[1] for e in extents if e is not None], axis=0)
+    return PointDistribution(spec, (lo, hi), sum(r.point_count for r in points), out_dir, format=format,
+                             progress=progress)
 
 
 def publish(data: DataDir, store: SqliteStore, dataset: str, *, format: str = "1.1",
@@ -66,29 +95,42 @@ def convert(paths: Sequence[Path], out_dir: Path, *, frame: Frame | None = None,
             import_progress: Progress | None = None, tile_progress: Progress | None = None) -> tuple[DatasetInfo, tiling.TilesetSummary]:
     """One shot: files -> tileset in ``out_dir``, through a temporary store.
 
-    ``out_dir`` is replaced only when the whole conversion succeeded.
+    A point cloud whose headers declare its extent is distributed to the tiler's workers while
+    it is imported (docs/pointcloud.md). ``out_dir`` is replaced only when the whole conversion
+    succeeded.
     """
+    if format not in tiling.FORMATS:
+        raise InputError(f"unknown 3D Tiles format {format!r}: use one of {', '.join(tiling.FORMATS)}", format=format)
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cim-convert-") as tmp:
         store = open_store(Path(tmp) / STORE_FILE)
+        staging: Path | None = None
+        distribution = None
         try:
-            name = dataset_name_for(paths)
-            info = import_files(store, name, paths, frame=frame, progress=import_progress)
+            name = check_dataset_name(dataset_name_for(paths))
+            readings = _open(paths, frame)
             staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
             staging.chmod(tiling.PUBLISHED_MODE)  # mkdtemp makes 0700; the output is for others to serve
-            try:
-                summary = tiling.build_tileset(store, name, staging, format=format, progress=tile_progress)
-                if out_dir.exists():
-                    old = out_dir.with_name(f".{out_dir.name}.old-{staging.name[-8:]}")
-                    out_dir.rename(old)
-                    staging.rename(out_dir)
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    staging.rename(out_dir)
-            except BaseException:
+            distribution = _point_distribution(readings, staging, format, tile_progress)
+            info = _ingest(store, name, readings, progress=import_progress,
+                           on_block=None if distribution is None else distribution.add)
+            summary = tiling.build_tileset(store, name, staging, format=format, progress=tile_progress,
+                                           point_distribution=distribution)
+            distribution = None  # closed by build_tileset
+            if out_dir.exists():
+                old = out_dir.with_name(f".{out_dir.name}.old-{staging.name[-8:]}")
+                out_dir.rename(old)
+                staging.rename(out_dir)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                staging.rename(out_dir)
+        except BaseException:
+            if distribution is not None:
+                distribution.close()
+            if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-                raise
+            raise
         finally:
             store.close()
     return info, summary

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from tiling.partition import PartitionParams
 from tiling.primitive import FeatureMesh, build_primitive, parse_colour
 from tiling.tileset import ADD, Tile, tileset_json, write_tileset
 from tiling.tree import TileNode, build_tree, feature_extents, tileset_geometric_error
+
+if TYPE_CHECKING:
+    from tiling.pointcloud import PointDistribution
 
 Progress = Callable[[int, int], None]
 Bounds = tuple[np.ndarray, np.ndarray]
@@ -63,17 +66,20 @@ class TilesetSummary:
 
 
 def build_tileset(store: Store, dataset: str, out_dir: Path, *, format: str = "1.1",
-                  progress: Progress | None = None, params: PartitionParams | None = None) -> TilesetSummary:
+                  progress: Progress | None = None, params: PartitionParams | None = None,
+                  point_distribution: PointDistribution | None = None) -> TilesetSummary:
     """Write the tileset of ``dataset`` into ``out_dir`` (created if needed; it should be empty).
 
     ``format``: "1.1" (glb with EXT_mesh_features/EXT_structural_metadata) or "1.0" (b3dm).
     ``progress(features done, features total)`` is called after each tile.
+    ``point_distribution``: for a point cloud, the distribution done while it was imported
+    (:class:`tiling.pointcloud.PointDistribution`; closed by this call).
     """
     if format not in FORMATS:
         raise InputError(f"unknown 3D Tiles format {format!r}: use one of {', '.join(FORMATS)}", format=format)
     info = store.get_dataset(dataset)
     if store.point_block_count(dataset)[1] > 0:
-        return _build_point_cloud(store, dataset, Path(out_dir), format, progress)
+        return _build_point_cloud(store, dataset, Path(out_dir), format, progress, point_distribution)
     frame = frame_from_spec(info.frame)
     index = store.feature_index(dataset)
     if len(index) == 0:
@@ -105,12 +111,14 @@ def build_tileset(store: Store, dataset: str, out_dir: Path, *, format: str = "1
                           region_degrees=bv.region_degrees(region), out_dir=out_dir)
 
 
-def _build_point_cloud(store: Store, dataset: str, out_dir: Path, format: str, progress: Progress | None) -> TilesetSummary:
+def _build_point_cloud(store: Store, dataset: str, out_dir: Path, format: str, progress: Progress | None,
+                       distribution: PointDistribution | None = None) -> TilesetSummary:
     """A point-cloud dataset: the out-of-core octree of :mod:`tiling.pointcloud`."""
     from tiling.pointcloud import build_point_tiles
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc, result = build_point_tiles(store, dataset, out_dir, format=format, progress=progress)
+    doc, result = build_point_tiles(store, dataset, out_dir, format=format, progress=progress,
+                                    distribution=distribution)
     region = doc["root"]["boundingVolume"]["region"]
     return TilesetSummary(dataset=dataset, format=format, tiles=result.root.count(), contents=result.contents,
                           features=result.points, triangles=0, bytes=result.bytes, depth=result.depth,

@@ -21,6 +21,11 @@ from converters.las.georef import las_frame, read_georef
 from converters.las.header import HeaderFacts, check_header, header_bounds_ok
 
 RGB_FORMATS = frozenset({2, 3, 5, 7, 8, 10})
+_KEPT = laspy.DecompressionSelection
+#: the LAZ layers the CIM keeps (point formats 6-10 compress each field group in its own layer;
+#: GPS time, scan angle, user data, point source, flags, NIR and extra bytes are not decoded)
+DECOMPRESSION_SELECTION = (_KEPT.XY_RETURNS_CHANNEL | _KEPT.Z | _KEPT.CLASSIFICATION | _KEPT.INTENSITY
+                           | _KEPT.RGB)
 
 
 def _laz_backend() -> laspy.LazBackend:
@@ -51,7 +56,8 @@ class LasReading:
         facts = self.facts
         self.point_count = facts.point_count
         self.report.format = f"LAS {facts.version} point format {facts.point_format}" + (" (LAZ)" if facts.compressed else "")
-        if not header_bounds_ok(facts):
+        self.declared_extent = (facts.mins, facts.maxs) if header_bounds_ok(facts) else None
+        if self.declared_extent is None:
             self.report.warn(f"the header's bounds {facts.mins}..{facts.maxs} are not consistent with its scales "
                              "and offsets; the extent is taken from the points")
         centre = ((facts.mins[0] + facts.maxs[0]) / 2, (facts.mins[1] + facts.maxs[1]) / 2)
@@ -74,7 +80,7 @@ class LasReading:
         zero_rgb = 0
         backend = _laz_backend() if facts.compressed else None
         try:
-            with laspy.open(self.path, laz_backend=backend) as reader:
+            with laspy.open(self.path, laz_backend=backend, decompression_selection=DECOMPRESSION_SELECTION) as reader:
                 for points in reader.chunk_iterator(self.chunk_points):
                     n = len(points)
                     if n == 0:

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,55 +72,138 @@ class PointTilesetResult:
     geometric_error: float
 
 
+class PointDistribution:
+    """Phase 2 (distribute), fed one store-encoded block at a time (:func:`cim.points.encode_block`).
+
+    Made by :func:`build_point_tiles` over the store's blocks, or beforehand by the one-shot
+    convert path with the extent and point count its files' headers declare, and fed while the
+    import decodes (so decoding and distributing overlap); :func:`build_point_tiles` then only
+    checks that the imported dataset fits it (:meth:`fits`) and builds. Owns the worker pool and
+    the spill folder: :meth:`close` (also on errors) stops the one and removes the other.
+    """
+
+    def __init__(self, frame_spec: dict[str, Any], extent: tuple[np.ndarray, np.ndarray], total: int,
+                 out_dir: Path, *, format: str, params: PointCloudParams | None = None,
+                 progress: Progress | None = None) -> None:
+        self.params = params = params or PointCloudParams()
+        self.total = total
+        self.extent = (np.asarray(extent[0], np.float64), np.asarray(extent[1], np.float64))
+        self.progress = progress
+        self.world, self.cube = _plane(frame_from_spec(frame_spec), self.extent)
+        self.out_dir = Path(out_dir)
+        self.spill = self.out_dir / ".spill"
+        self.spill.mkdir(parents=True, exist_ok=True)
+        self.level = bucket_level(total, params.memory_points)
+        self.job = Job(self.cube, self.world, frame_spec, self.level, params.grid, params.leaf_points,
+                       params.memory_points, str(self.spill), str(self.out_dir), format)
+        workers = (os.cpu_count() or 1) if params.workers is None else params.workers
+        self.workers = 0 if total < params.serial_below else workers
+        self._stack = ExitStack()
+        self.pool = self._stack.enter_context(_executor(self.workers))
+        self._pending: deque[Future[tuple[int, list[str]]]] = deque()
+        self.buckets: set[str] = set()
+        self.blocks = 0
+        self.done = 0
+        self.t_start = time.perf_counter()
+
+    def add(self, blob: bytes) -> None:
+        """Distribute the next block (blocks must come in store order: their index orders points)."""
+        seq, self.blocks = self.blocks, self.blocks + 1
+        if self.pool is None:
+            self._collect(distribute_block(self.job, seq, blob))
+            return
+        self._pending.append(self.pool.submit(distribute_block, self.job, seq, blob))
+        if len(self._pending) >= 2 * self.workers:  # bounded: at most 2 blocks per worker in flight
+            self._collect(self._pending.popleft().result())
+
+    def finish(self) -> None:
+        """Wait for every block sent."""
+        while self._pending:
+            self._collect(self._pending.popleft().result())
+
+    def fits(self, total: int, extent: tuple[np.ndarray, np.ndarray]) -> bool:
+        """True when the dataset actually imported (``total`` points within ``extent``, source
+        frame) is the one announced: same count, extent inside the announced one give or take a
+        millionth of its size (header bounds are rounded; the cube's margin is a thousandth)."""
+        lo, hi = self.extent
+        tol = 1e-6 * np.maximum(hi - lo, 1.0)
+        return (total == self.total and self.blocks > 0 and bool(np.all(extent[0] >= lo - tol))
+                and bool(np.all(extent[1] <= hi + tol)))
+
+    def close(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._stack.close()
+        shutil.rmtree(self.spill, ignore_errors=True)
+
+    def _collect(self, result: tuple[int, list[str]]) -> None:
+        n, touched = result
+        self.buckets.update(touched)
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, 2 * self.total)
+
+
 def build_point_tiles(store: Store, dataset: str, out_dir: Path, *, format: str,
-                      progress: Progress | None = None, params: PointCloudParams | None = None) -> tuple[dict[str, Any], PointTilesetResult]:
-    """Tile the point-cloud dataset ``dataset`` into ``out_dir``; returns (tileset JSON, result)."""
+                      progress: Progress | None = None, params: PointCloudParams | None = None,
+                      distribution: PointDistribution | None = None) -> tuple[dict[str, Any], PointTilesetResult]:
+    """Tile the point-cloud dataset ``dataset`` into ``out_dir``; returns (tileset JSON, result).
+
+    ``distribution``: the distribution already done while importing (see
+    :class:`PointDistribution`); used when the dataset fits it, else redone from the store's
+    blocks. It is closed in any case.
+    """
     params = params or PointCloudParams()
     info = store.get_dataset(dataset)
-    frame = frame_from_spec(info.frame)
     _, total = store.point_block_count(dataset)
-    if total == 0:
-        raise EmptyInputError(f"dataset '{dataset}' has no point to tile", dataset=dataset)
-    world, cube = _plane(frame, _extent(store, dataset))
-    out_dir = Path(out_dir)
-    spill = out_dir / ".spill"
-    spill.mkdir(parents=True, exist_ok=True)
-    level = bucket_level(total, params.memory_points)
-    job = Job(cube, world, info.frame, level, params.grid, params.leaf_points, params.memory_points,
-              str(spill), str(out_dir), format)
-    workers = (os.cpu_count() or 1) if params.workers is None else params.workers
-    if total < params.serial_below:
-        workers = 0
-    done = 0
+    try:
+        if total == 0:
+            raise EmptyInputError(f"dataset '{dataset}' has no point to tile", dataset=dataset)
+        extent = _extent(store, dataset)
+        if distribution is not None:
+            distribution.finish()
+            if not distribution.fits(total, extent):
+                log.info("the imported cloud does not fit the extent its headers declared: distributing again")
+                distribution.close()
+                distribution = None
+        if distribution is None:
+            distribution = PointDistribution(info.frame, extent, total, out_dir, format=format, params=params,
+                                              progress=progress)
+            for blob in store.point_blocks(dataset):
+                distribution.add(blob)
+            distribution.finish()
+        dist = distribution
+        return _build(dist, dist.params, info, dataset, total, format, progress)
+    finally:
+        if distribution is not None:
+            distribution.close()
+
+
+def _build(dist: PointDistribution, params: PointCloudParams, info: Any, dataset: str, total: int, format: str,
+           progress: Progress | None) -> tuple[dict[str, Any], PointTilesetResult]:
+    """Phases 3 and 4: build the distributed buckets and write the tileset."""
+    job, cube, world, pool, workers = dist.job, dist.cube, dist.world, dist.pool, dist.workers
+    done = dist.done
     records: list[NodeRecord] = []
     upper: dict[Address, list[bytes]] = {}
-    t_start = time.perf_counter()
-    try:
-        with _executor(workers) as pool:
-            buckets: set[str] = set()
-            for n, touched in _bounded(pool, distribute_block, ((job, seq, b) for seq, b in enumerate(store.point_blocks(dataset))), workers):
-                buckets.update(touched)
-                done += n
-                if progress is not None:
-                    progress(done, 2 * total)
-            t_distributed = time.perf_counter()
-            log.debug("distributed %d points into %d level-%d buckets in %.2f s", total, len(buckets), level,
-                      t_distributed - t_start)
-            addresses = sorted(_address(name) for name in buckets)
-            for node_records, node_upper in _bounded(pool, build_bucket, ((job, a) for a in addresses), workers):
-                records += node_records
-                for addr, data in node_upper:
-                    upper.setdefault(addr, []).append(data)
-                done += sum(r.points for r in node_records)
-                if progress is not None:
-                    progress(done, 2 * total)
-            log.debug("built %d buckets in %.2f s", len(addresses), time.perf_counter() - t_distributed)
-        for addr in sorted(upper):
-            pts = np.concatenate([np.frombuffer(d, POINT) for d in upper[addr]])
-            if len(pts):
-                records.append(write_node(job, addr, pts, leaf=False))
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
+    t_distributed = time.perf_counter()
+    log.debug("distributed %d points into %d level-%d buckets in %.2f s", total, len(dist.buckets), dist.level,
+              t_distributed - dist.t_start)
+    addresses = sorted(_address(name) for name in dist.buckets)
+    for node_records, node_upper in _bounded(pool, build_bucket, ((job, a) for a in addresses), workers):
+        records += node_records
+        for addr, data in node_upper:
+            upper.setdefault(addr, []).append(data)
+        done += sum(r.points for r in node_records)
+        if progress is not None:
+            progress(done, 2 * total)
+    log.debug("built %d buckets in %.2f s", len(addresses), time.perf_counter() - t_distributed)
+    for addr in sorted(upper):
+        pts = np.concatenate([np.frombuffer(d, POINT) for d in upper[addr]])
+        if len(pts):
+            records.append(write_node(job, addr, pts, leaf=False))
+    out_dir = dist.out_dir
     if progress is not None:
         progress(2 * total, 2 * total)
     root = _assemble(records, cube, world, params)
