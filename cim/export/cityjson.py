@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from cim.classes import CityClass, SurfaceType
 from cim.crs import LocalFrame, crs_frame, frame_from_spec, transform_xy
+from cim.errors import CimError
 from cim.export.footprints import FootprintQuery, select_footprints
 from cim.export.output_file import write_text_atomically
 from cim.export.output_crs import output_crs
@@ -116,7 +117,7 @@ def _reference(frame: Any, spec: dict[str, Any], target: Any) -> tuple[str | Non
         try:
             if crs_frame(text).crs == frame.crs:
                 return text.replace("http://", "https://"), identity
-        except Exception:  # noqa: BLE001 - fall back to the horizontal code
+        except CimError:  # a URI we cannot read back: name the horizontal code instead
             pass
     return f"https://www.opengis.net/def/crs/EPSG/0/{frame.crs.horizontal}", identity
 
