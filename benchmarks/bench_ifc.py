@@ -19,38 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from proctree import process_tree, tree_memory_kb  # benchmarks/proctree.py (the script's folder is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "ifc"
 FILES = ["AC20-FZK-Haus.ifc", "duplex.ifc", "Duplex_A_20110907_georeferenced.ifc", "IfcOpenHouse_IFC4.ifc",
          "geographic-referencing-utm.ifc", "geolocation-mapconversion-angle.ifc"]
 PLACEMENT = {"IfcOpenHouse_IFC4.ifc": ["--origin", "108.25,16.05,5"],
              "geolocation-mapconversion-angle.ifc": ["--crs", "EPSG:3857"]}
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _tree(pid: int) -> list[int]:
-    out, stack = [], [pid]
-    while stack:
-        p = stack.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as fh:
-                    stack.extend(int(c) for c in fh.read().split())
-        except OSError:
-            pass
-    return out
-
-
-def _rss(pids: list[int]) -> int:
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/statm") as fh:
-                total += int(fh.read().split()[1]) * PAGE
-        except OSError:
-            pass
-    return total
 
 
 def measure(cmd: list[str], cwd: Path) -> dict[str, object]:
@@ -58,7 +34,7 @@ def measure(cmd: list[str], cwd: Path) -> dict[str, object]:
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak = 0
     while proc.poll() is None:
-        peak = max(peak, _rss(_tree(proc.pid)))
+        peak = max(peak, tree_memory_kb(process_tree(proc.pid))[0] * 1024)
         time.sleep(0.02)
     wall = time.perf_counter() - start
     output = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""

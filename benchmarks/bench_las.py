@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from machine import cpu_model  # benchmarks/machine.py (the script's folder is on sys.path)
+from proctree import process_tree, tree_memory_kb
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
@@ -42,36 +43,6 @@ print(n, time.perf_counter() - t)
 """
 
 
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        try:
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children") as fh:
-                    todo += [int(c) for c in fh.read().split()]
-        except OSError:
-            continue
-    return pids
-
-
-def _memory(pids: list[int]) -> tuple[int, int]:
-    """(summed RSS, summed PSS) in kB."""
-    rss = pss = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/smaps_rollup") as fh:
-                for line in fh:
-                    if line.startswith("Rss:"):
-                        rss += int(line.split()[1])
-                    elif line.startswith("Pss:"):
-                        pss += int(line.split()[1])
-        except OSError:
-            continue
-    return rss, pss
-
-
 def run(label: str, cmd: list[str], points: int, limit: float) -> dict[str, Any]:
     """Run ``cmd``; wall time, peak tree RSS/PSS, and whether it finished within ``limit`` s."""
     print(f"-- {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
@@ -80,7 +51,7 @@ def run(label: str, cmd: list[str], points: int, limit: float) -> dict[str, Any]
     peak_rss = peak_pss = 0
     hung = False
     while proc.poll() is None:
-        rss, pss = _memory(_tree(proc.pid))
+        rss, pss = tree_memory_kb(process_tree(proc.pid))
         peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
         if time.perf_counter() - start > limit:
             hung = True
