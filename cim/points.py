@@ -80,6 +80,12 @@ class PointChunk:
         """(n, 3) float64 source-frame coordinates."""
         return self.ixyz * np.asarray(self.scale) + np.asarray(self.offset)
 
+    def columns(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The source-frame x, y and z as three contiguous float64 arrays (what a transform
+        works on column by column; cheaper than :attr:`xyz` followed by column copies)."""
+        x, y, z = (self.ixyz[:, k] * self.scale[k] + self.offset[k] for k in range(3))
+        return x, y, z
+
 
 class PointReading(Protocol):
     """One point-cloud file being read (the point counterpart of :class:`cim.conversion.Reading`).

@@ -25,7 +25,7 @@ from tests.test_tiling_judges import check_tileset, view_tileset
 from tiling import build_tileset, city_tileset, dataset_child_uri, publish_tileset, read_glb, read_property_table
 from tiling.glb import read_accessor
 from tiling.pointcloud import PointCloudParams, build_point_tiles, read_pnts
-from tiling.pointcloud.octree import grid_select, shuffle_order
+from tiling.pointcloud.octree import POINT, grid_select, shuffle_order, take_records
 from tiling.tileset import matrix_from_json
 
 SMALL = PointCloudParams(memory_points=20_000, leaf_points=5_000, grid=32, workers=2, serial_below=0)
@@ -97,6 +97,17 @@ def test_grid_select_keeps_one_point_per_cell() -> None:
     assert len({tuple(c) for c in cells[keep]}) == keep.sum() == len({tuple(c) for c in cells})
 
 
+def test_take_records_equals_fancy_indexing() -> None:
+    rng = np.random.default_rng(7)
+    points = np.zeros(5_000, POINT)
+    points["p"] = rng.uniform(-50, 50, (5_000, 3))
+    points["rgb"] = rng.integers(0, 256, (5_000, 3))
+    points["cls"], points["inten"], points["seq"] = rng.integers(0, 20, 5_000), rng.integers(0, 65535, 5_000), 3
+    index = rng.permutation(5_000)[:3_000]
+    got = take_records(points, index)
+    assert got.dtype == POINT and got.tobytes() == points[index].tobytes()
+
+
 def test_shuffle_order_does_not_depend_on_spill_file_order() -> None:
     """Workers append blocks to a node's spill files in any order: the order used for
     subsampling must be the same whichever file is read first."""
@@ -125,6 +136,8 @@ def _contents_in_ecef(out: Path, doc: dict) -> tuple[np.ndarray, int]:
                 prim = gltf["meshes"][0]["primitives"][0]
                 assert prim["mode"] == 0
                 yup = read_accessor(gltf, binary, prim["attributes"]["POSITION"]).astype(np.float64)
+                position = gltf["accessors"][prim["attributes"]["POSITION"]]  # bounds given, not computed
+                assert position["min"] == yup.min(axis=0).tolist() and position["max"] == yup.max(axis=0).tolist()
                 enu = np.column_stack([yup[:, 0], -yup[:, 2], yup[:, 1]])  # client's y-up -> z-up
                 colour = gltf["accessors"][prim["attributes"]["COLOR_0"]]
                 assert colour["normalized"] and colour["type"] == "VEC4"

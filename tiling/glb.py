@@ -59,8 +59,11 @@ class GltfBuilder:
         return len(views) - 1
 
     def accessor(self, array: npt.NDArray[Any], component_type: int, kind: str, *, target: int | None = None,
-                 normalized: bool = False, min_max: bool = False) -> int:
-        """Append a tightly packed accessor over ``array`` ((count,) or (count, components))."""
+                 normalized: bool = False, min_max: bool = False,
+                 bounds: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None) -> int:
+        """Append a tightly packed accessor over ``array`` ((count,) or (count, components)).
+        ``min_max`` writes the accessor's min and max: ``bounds`` when the caller knows them
+        (exact values of the array's dtype), else computed."""
         data = np.ascontiguousarray(array, dtype=_COMPONENT_DTYPE[component_type])
         count = len(data)
         view = self.buffer_view(data.tobytes(), target=target)
@@ -68,9 +71,11 @@ class GltfBuilder:
         if normalized:
             acc["normalized"] = True
         if min_max:
-            flat = data.reshape(count, -1)
-            acc["min"] = [_number(v) for v in flat.min(axis=0)]
-            acc["max"] = [_number(v) for v in flat.max(axis=0)]
+            if bounds is None:
+                flat = data.reshape(count, -1)
+                bounds = flat.min(axis=0), flat.max(axis=0)
+            acc["min"] = [_number(v) for v in np.asarray(bounds[0], data.dtype)]
+            acc["max"] = [_number(v) for v in np.asarray(bounds[1], data.dtype)]
         accessors = self._list("accessors")
         accessors.append(acc)
         return len(accessors) - 1

@@ -71,9 +71,20 @@ def _strided(builder: GltfBuilder, values: npt.NDArray[Any], dtype: str, compone
     return builder.add("accessors", {"bufferView": view, "componentType": component, "count": n, "type": "SCALAR"})
 
 
-def write_points_glb(local: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8], attributes: dict[str, npt.NDArray[Any]]) -> bytes:
+def _yup_bounds(bounds: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None
+                ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    """(E, N, U) bounds -> the (E, U, -N) bounds of the glb positions."""
+    if bounds is None:
+        return None
+    lo, hi = (np.asarray(b, np.float32) for b in bounds)
+    return np.array([lo[0], lo[2], -hi[1]], np.float32), np.array([hi[0], hi[2], -lo[1]], np.float32)
+
+
+def write_points_glb(local: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8], attributes: dict[str, npt.NDArray[Any]],
+                     bounds: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None) -> bytes:
     """A glb with one POINTS primitive: ``local`` (n, 3) ENU offsets in the tile frame, ``rgb``
-    (n, 3) colours, ``attributes`` the :data:`POINT_PROPERTIES` arrays."""
+    (n, 3) colours, ``attributes`` the :data:`POINT_PROPERTIES` arrays. ``bounds``: the
+    per-axis (min, max) of ``local`` when the caller has them (saves a pass over the points)."""
     n = len(local)
     if n == 0:
         raise ValueError("a point tile needs at least one point")
@@ -84,7 +95,7 @@ def write_points_glb(local: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8],
     colours[:, :3] = rgb
     colours[:, 3] = 255
     prim_attributes = {
-        "POSITION": builder.accessor(yup, FLOAT, "VEC3", target=ARRAY_BUFFER, min_max=True),
+        "POSITION": builder.accessor(yup, FLOAT, "VEC3", target=ARRAY_BUFFER, min_max=True, bounds=_yup_bounds(bounds)),
         "COLOR_0": builder.accessor(colours, UNSIGNED_BYTE, "VEC4", target=ARRAY_BUFFER, normalized=True),
     }
     props = {}

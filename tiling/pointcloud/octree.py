@@ -10,6 +10,7 @@ points keeps them all and has no children.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +93,7 @@ def shuffle_order(p: Array, seq: npt.NDArray[np.uint16]) -> npt.NDArray[np.intp]
     then position in the spill), so subsampling picks the same points whatever worker wrote
     which spill file. Two radix sorts (16-bit keys): O(n)."""
     by_block = np.argsort(seq, kind="stable")
-    q = np.ascontiguousarray(p[:, by_block]).view(np.uint64)
+    q = np.take(p, by_block, axis=1).view(np.uint64)
     h = q[0] * np.uint64(0x9E3779B97F4A7C15)
     h ^= q[1] * np.uint64(0xC2B2AE3D27D4EB4F)
     h ^= q[2] * np.uint64(0x165667B19E3779F9)
@@ -127,6 +128,14 @@ def grid_select(p: Array, origin: Array, cell: float) -> npt.NDArray[np.bool_]:
     mask = np.zeros(n, bool)
     mask[n - 1 - last] = True
     return mask
+
+
+def take_records(points: npt.NDArray[Any], index: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``points[index]`` for a structured array, gathered as raw fixed-size rows: numpy's gather
+    of a structured dtype copies field by field and is about ten times slower."""
+    raw = points.view(np.dtype((np.void, points.dtype.itemsize)))
+    out: npt.NDArray[Any] = np.take(raw, index).view(points.dtype)
+    return out
 
 
 def octant(p: Array, centre: Array) -> npt.NDArray[np.uint8]:

@@ -45,7 +45,7 @@ def _cubic_terms(u: Array, v: Array) -> list[Array]:
     return [np.ones_like(u), u, v, uu, u * v, vv, uu * u, uu * v, u * vv, vv * v]
 
 
-def _polynomial(frame: Frame, world: Array, xyz: Array, x: Array, y: Array, z: Array,
+def _polynomial(frame: Frame, world: Array, x: Array, y: Array, z: Array,
                 box: tuple[float, float, float, float]) -> Array | None:
     """A(x, y) as a cubic and B(x, y) as a linear polynomial of the normalised x, y, fitted to
     exact values on a 17 x 17 control grid; None when the fit is not within tolerance there."""
@@ -82,22 +82,28 @@ def _polynomial(frame: Frame, world: Array, xyz: Array, x: Array, y: Array, z: A
     return out
 
 
-def to_plane(frame: Frame, world: Array, xyz: Array) -> tuple[Array, bool]:
-    """(3, n) plane coordinates of source points ``xyz`` (n, 3), and whether an approximation
-    was used (False: exact transform)."""
-    n = len(xyz)
+def to_plane(frame: Frame, world: Array, xyz: Array | tuple[Array, Array, Array]) -> tuple[Array, bool]:
+    """(3, n) plane coordinates of source points ``xyz`` ((n, 3), or its three columns as
+    contiguous arrays), and whether an approximation was used (False: exact transform)."""
+    if isinstance(xyz, tuple):
+        x, y, z = xyz
+    else:
+        x, y, z = (np.ascontiguousarray(xyz[:, k]) for k in range(3))
+
+    def exact(index: slice | npt.NDArray[np.int64] = slice(None)) -> Array:
+        return exact_plane(frame, world, np.column_stack([x[index], y[index], z[index]]))
+
+    n = len(x)
     if n < MIN_POINTS:
-        return exact_plane(frame, world, xyz), False
-    x, y, z = (np.ascontiguousarray(xyz[:, k]) for k in range(3))
+        return exact(), False
     x0, x1, y0, y1 = float(x.min()), float(x.max()), float(y.min()), float(y.max())
     if not (x1 > x0 and y1 > y0):
-        return exact_plane(frame, world, xyz), False
+        return exact(), False
     sample = np.linspace(0, n - 1, SAMPLE).astype(np.int64)
-    fitted = _polynomial(frame, world, xyz, x, y, z, (x0, x1, y0, y1))
-    if fitted is not None:
-        exact = exact_plane(frame, world, xyz[sample])
-        if float(np.abs(exact - fitted[:, sample]).max()) <= TOLERANCE_M:
-            return fitted, True
+    at_sample = exact(sample)
+    fitted = _polynomial(frame, world, x, y, z, (x0, x1, y0, y1))
+    if fitted is not None and float(np.abs(at_sample - fitted[:, sample]).max()) <= TOLERANCE_M:
+        return fitted, True
     gx, gy = np.linspace(x0, x1, CELLS + 1), np.linspace(y0, y1, CELLS + 1)
     mx, my = np.meshgrid(gx, gy)  # row = y index
     flat = np.column_stack([mx.ravel(), my.ravel(), np.zeros(mx.size)])
@@ -106,7 +112,7 @@ def to_plane(frame: Frame, world: Array, xyz: Array) -> tuple[Array, bool]:
         flat[:, 2] = 1.0
         b = exact_plane(frame, world, flat) - a
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        return exact_plane(frame, world, xyz), False
+        return exact(), False
     fx = (x - x0) * (CELLS / (x1 - x0))
     fy = (y - y0) * (CELLS / (y1 - y0))
     ix = np.minimum(fx.astype(np.int64), CELLS - 1)
@@ -120,7 +126,6 @@ def to_plane(frame: Frame, world: Array, xyz: Array) -> tuple[Array, bool]:
         ak, bk = a[k], b[k]
         out[k] = (w00 * (ak[i00] + z * bk[i00]) + w10 * (ak[i10] + z * bk[i10])
                   + w01 * (ak[i01] + z * bk[i01]) + w11 * (ak[i11] + z * bk[i11]))
-    exact = exact_plane(frame, world, xyz[sample])
-    if float(np.abs(exact - out[:, sample]).max()) > TOLERANCE_M:
-        return exact_plane(frame, world, xyz), False
+    if float(np.abs(at_sample - out[:, sample]).max()) > TOLERANCE_M:
+        return exact(), False
     return out, True

@@ -27,6 +27,7 @@ from tiling.pointcloud.octree import (
     grid_select,
     octant,
     shuffle_order,
+    take_records,
 )
 
 _PALETTE = class_palette()
@@ -76,18 +77,20 @@ def distribute_block(job: Job, seq: int, blob: bytes) -> tuple[int, list[str]]:
     file of their bucket node. Returns (points, spill names touched)."""
     chunk = decode_block(blob)
     frame = frame_from_spec(job.frame_spec)
-    local, _ = to_plane(frame, job.world, chunk.xyz)
+    local, _ = to_plane(frame, job.world, chunk.columns())
     level = job.bucket_level
     key = job.cube.node_key(local, level)
     n = 1 << level
     order = np.argsort(key.astype(np.uint16) if n ** 3 <= 65536 else key, kind="stable")
-    records = np.empty(len(chunk), POINT)
-    records["p"] = local.T[order]
-    records["rgb"] = (chunk.rgb if chunk.rgb is not None else _PALETTE[chunk.classification])[order]
-    records["cls"] = chunk.classification[order]
-    records["ret"] = chunk.return_number[order]
-    records["inten"] = chunk.intensity[order]
-    records["seq"] = seq % 65536
+    unsorted = np.empty(len(chunk), POINT)  # filled column by column, then gathered as rows
+    unsorted["p"] = local.T
+    unsorted["rgb"] = chunk.rgb if chunk.rgb is not None else _PALETTE[chunk.classification]
+    unsorted["cls"] = chunk.classification
+    unsorted["ret"] = chunk.return_number
+    unsorted["inten"] = chunk.intensity
+    unsorted["seq"] = seq % 65536
+    records = take_records(unsorted, order)
+    del unsorted
     key = key[order]
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     ends = np.r_[starts[1:], len(key)]
@@ -163,13 +166,14 @@ def _in_memory(job: Job, address: Address, points: npt.NDArray[Any]) -> tuple[li
         return [], []
     p = np.ascontiguousarray(points["p"].T)
     idx = shuffle_order(p, points["seq"])
-    p = p[:, idx]
+    p = np.take(p, idx, axis=1)
     upper: list[tuple[Address, bytes]] = []
     origin = np.asarray(job.cube.lo)
     for level in range(address[0]):  # the levels above: aligned global grids, top down
         keep = grid_select(p, origin, job.cube.side(level) / job.grid)
-        upper.append((ancestor(address, level), points[idx[keep]].tobytes()))
-        p, idx = p[:, ~keep], idx[~keep]
+        upper.append((ancestor(address, level), take_records(points, idx[keep]).tobytes()))
+        drop = ~keep
+        p, idx = np.compress(drop, p, axis=1), idx[drop]
     records: list[NodeRecord] = []
     _subtree(job, address, points, p, idx, records)
     return records, upper
@@ -180,16 +184,17 @@ def _subtree(job: Job, address: Address, points: npt.NDArray[Any], p: npt.NDArra
     if len(idx) == 0:
         return
     if len(idx) <= job.leaf_points or _too_small(job, address):
-        records.append(write_node(job, address, points[idx], leaf=True, positions=p))
+        records.append(write_node(job, address, take_records(points, idx), leaf=True, positions=p))
         return
     keep = grid_select(p, np.asarray(job.cube.lo), job.cube.side(address[0]) / job.grid)
-    records.append(write_node(job, address, points[idx[keep]], leaf=False, positions=p[:, keep]))
+    records.append(write_node(job, address, take_records(points, idx[keep]), leaf=False,
+                              positions=np.compress(keep, p, axis=1)))
     group = octant(p, job.cube.node_centre(address))
     group[keep] = 8  # the kept points sort last and are dropped: one gather per level
     order = np.argsort(group, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=9))]
     order = order[:bounds[8]]
-    p, idx = p[:, order], idx[order]
+    p, idx = np.take(p, order, axis=1), idx[order]
     for o in range(8):
         if bounds[o + 1] > bounds[o]:
             sl = slice(bounds[o], bounds[o + 1])
@@ -211,16 +216,18 @@ def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bo
     local = np.empty((p.shape[1], 3), np.float32)
     for k in range(3):
         local[:, k] = p[k] - centre[k]
+    lo = tuple(float(p[k].min()) for k in range(3))
+    hi = tuple(float(p[k].max()) for k in range(3))
     attributes = {"classification": points["cls"], "intensity": points["inten"], "return_number": points["ret"]}
     level, ix, iy, iz = address
     if job.format == "1.1":
-        data, ext = write_points_glb(local, points["rgb"], attributes), "glb"
+        # float32(x - c) is monotonic in x: the bounds of ``local`` are those of ``p`` shifted
+        bounds = (np.subtract(lo, centre).astype(np.float32), np.subtract(hi, centre).astype(np.float32))
+        data, ext = write_points_glb(local, points["rgb"], attributes, bounds), "glb"
     else:
         data, ext = write_pnts(local, points["rgb"], attributes), "pnts"
     uri = f"content/{level}/{ix}_{iy}_{iz}.{ext}"
     path = Path(job.out_dir) / uri
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    lo = tuple(float(p[k].min()) for k in range(3))
-    hi = tuple(float(p[k].max()) for k in range(3))
     return NodeRecord(address, p.shape[1], lo, hi, uri, leaf, len(data))  # type: ignore[arg-type]
