@@ -26,15 +26,19 @@ GEOCENTRIC_HEIGHT_RANGE = (-12_000.0, 100_000.0)  # metres: points of a city sca
 
 def ingest_points(store: Store, dataset: str, readings: Sequence[PointReading], *,
                   progress: ProgressCallback | None = None,
-                  on_block: Callable[[bytes], None] | None = None) -> DatasetInfo:
+                  on_block: Callable[[bytes], None] | None = None, keep_blocks: bool = True) -> DatasetInfo:
     """Read every point reading into dataset ``dataset`` (replacing it atomically).
 
     All readings must share one frame (merged into one cloud). Raises
     :class:`CrsContradictionError` when the coordinates do not fit the frame and
     :class:`EmptyInputError` when there is no point. ``on_block(blob)`` is called with each point
     block as it is written, in store order (the one-shot convert path tiles while it imports);
-    an exception from it aborts the import.
+    an exception from it aborts the import. ``keep_blocks=False`` (only with ``on_block``)
+    stores the ``PointCloud`` feature but not the points: for a temporary store whose points
+    go straight to the tiler.
     """
+    if not keep_blocks and on_block is None:
+        raise ValueError("keep_blocks=False needs on_block: the points would go nowhere")
     frame = readings[0].frame
     for r in readings[1:]:
         if r.frame.spec() != frame.spec():
@@ -54,15 +58,17 @@ def ingest_points(store: Store, dataset: str, readings: Sequence[PointReading], 
                 n = len(chunk)
                 if n == 0:
                     continue
-                scale, offset = np.asarray(chunk.scale), np.asarray(chunk.offset)
-                np.minimum(lo, chunk.ixyz.min(axis=0) * scale + offset, out=lo)
-                np.maximum(hi, chunk.ixyz.max(axis=0) * scale + offset, out=hi)
+                for k in range(3):  # column by column: a reduction along axis 0 of (n, 3) is slow
+                    column = chunk.ixyz[:, k]
+                    lo[k] = min(lo[k], int(column.min()) * chunk.scale[k] + chunk.offset[k])
+                    hi[k] = max(hi[k], int(column.max()) * chunk.scale[k] + chunk.offset[k])
                 classes += np.bincount(chunk.classification, minlength=256)
                 returns += np.bincount(chunk.return_number, minlength=256)
                 coloured += n if chunk.rgb is not None else 0
                 count += n
                 blob = encode_block(chunk)
-                writer.add_point_block(blob, n)
+                if keep_blocks:
+                    writer.add_point_block(blob, n)
                 if on_block is not None:
                     on_block(blob)
                 if progress is not None:

@@ -4,6 +4,7 @@ This is the one place that joins converters and tiling (the dependency rule keep
 """
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
@@ -22,6 +23,8 @@ from cim.point_ingest import ingest_points
 from cim.points import PointReading, is_point_reading
 from cim.store import DatasetInfo, SqliteStore, open_store
 from server.layout import STORE_FILE, DataDir
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
@@ -61,9 +64,9 @@ def _open(paths: Sequence[Path], frame: Frame | None) -> list[Any]:
 
 
 def _ingest(store: SqliteStore, dataset: str, readings: list[Any], *, progress: Progress | None,
-            on_block: Callable[[bytes], None] | None = None) -> DatasetInfo:
+            on_block: Callable[[bytes], None] | None = None, keep_blocks: bool = True) -> DatasetInfo:
     if readings and is_point_reading(readings[0]):
-        return ingest_points(store, dataset, readings, progress=progress, on_block=on_block)
+        return ingest_points(store, dataset, readings, progress=progress, on_block=on_block, keep_blocks=keep_blocks)
     return ingest(store, dataset, readings, progress=progress)
 
 
@@ -113,8 +116,19 @@ def convert(paths: Sequence[Path], out_dir: Path, *, frame: Frame | None = None,
             staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
             staging.chmod(tiling.PUBLISHED_MODE)  # mkdtemp makes 0700; the output is for others to serve
             distribution = _point_distribution(readings, staging, format, tile_progress)
-            info = _ingest(store, name, readings, progress=import_progress,
-                           on_block=None if distribution is None else distribution.add)
+            if distribution is None:
+                info = _ingest(store, name, readings, progress=import_progress)
+            else:  # the points go to the tiler only; the temporary store keeps the PointCloud feature
+                from tiling.pointcloud import point_cloud_summary
+
+                info = _ingest(store, name, readings, progress=import_progress, on_block=distribution.add,
+                               keep_blocks=False)
+                if not distribution.fits(*point_cloud_summary(store, name)):
+                    log.info("%s: the points do not fit the extent the headers declare: reading the files again",
+                             name)
+                    distribution.close()
+                    distribution = None
+                    info = _ingest(store, name, _open(paths, frame), progress=import_progress)
             summary = tiling.build_tileset(store, name, staging, format=format, progress=tile_progress,
                                            point_distribution=distribution)
             distribution = None  # closed by build_tileset

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import converters
+from cim.errors import StoreError
 from cim.store import SqliteStore, open_store
 from converters.las import LasReading
 from server import pipeline
 from tests.test_tiling_judges import check_tileset
-from tiling.pointcloud import PointCloudParams, PointDistribution, build_point_tiles
-from tiling.pointcloud.build import _extent
+from tiling.pointcloud import PointCloudParams, PointDistribution, build_point_tiles, point_cloud_summary
 
 IGN = "IGN_semis_2023_0292_6833_LA93_IGN69.laz"
 PARAMS = PointCloudParams(memory_points=60_000, leaf_points=10_000, workers=2, serial_below=0)
@@ -44,7 +44,9 @@ def reference(shared_data: Path, tmp_path: Path) -> tuple[SqliteStore, dict[str,
     store = open_store(tmp_path / "ref.gpkg")
     _import(store, shared_data / "las" / IGN)
     build_point_tiles(store, "ign", tmp_path / "ref", format="1.1", params=PARAMS)
-    return store, _digests(tmp_path / "ref"), _extent(store, "ign"), store.point_block_count("ign")[1]
+    total, extent = point_cloud_summary(store, "ign")
+    assert total == store.point_block_count("ign")[1] > 0
+    return store, _digests(tmp_path / "ref"), extent, total
 
 
 def test_distributing_while_importing_gives_the_tiles_of_a_build_from_the_store(
@@ -104,9 +106,9 @@ def test_convert_tiles_while_importing_and_survives_a_lying_header(
     lying = tmp_path / "autzen_lying.las"
     true_max = _lying_max_x(src, lying)
     assert laspy.read(lying).x.max() == pytest.approx(true_max)
-    with caplog.at_level(logging.INFO, logger="tiling.pointcloud.build"):
+    with caplog.at_level(logging.INFO):
         info2, summary2 = pipeline.convert([lying], tmp_path / "lying")
-    assert "distributing again" in caplog.text
+    assert "reading the files again" in caplog.text
     assert summary.features == summary2.features == 110_000
     ok, redone = _digests(tmp_path / "ok"), _digests(tmp_path / "lying")
     del ok["tileset.json"], redone["tileset.json"]  # names its dataset (the file's name)
@@ -114,3 +116,27 @@ def test_convert_tiles_while_importing_and_survives_a_lying_header(
     report = check_tileset(shared_tools, tmp_path / "ok", tmp_path / "check.json")
     assert report["totals"]["errors"] == 0, json.dumps(report["issueSummary"], indent=1)[:3000]
     assert not list(tmp_path.glob(".*staging*"))
+
+
+def test_points_can_go_to_the_tiler_only(shared_data: Path, tmp_path: Path) -> None:
+    """convert's temporary store keeps the PointCloud feature, not the points: the tiles are the
+    same as from a store that holds them, and a build without the distribution is refused."""
+    src = shared_data / "las" / "autzen_trim.las"
+    store = open_store(tmp_path / "city.gpkg")
+    reading = LasReading(src, converters.ConvertOptions(), chunk_points=50_000)
+    extent = reading.declared_extent
+    assert extent is not None
+    distribution = PointDistribution(reading.frame.spec(), (np.array(extent[0]), np.array(extent[1])), reading.point_count,
+                                     tmp_path / "out", format="1.1", params=PARAMS)
+    with pytest.raises(ValueError):
+        pipeline._ingest(store, "a", [reading], progress=None, keep_blocks=False)
+    pipeline._ingest(store, "a", [reading], progress=None, on_block=distribution.add, keep_blocks=False)
+    assert store.point_block_count("a") == (0, 0)
+    assert point_cloud_summary(store, "a")[0] == 110_000
+    build_point_tiles(store, "a", tmp_path / "out", format="1.1", params=PARAMS, distribution=distribution)
+    ref = open_store(tmp_path / "ref.gpkg")
+    pipeline._ingest(ref, "a", [LasReading(src, converters.ConvertOptions(), chunk_points=50_000)], progress=None)
+    build_point_tiles(ref, "a", tmp_path / "ref", format="1.1", params=PARAMS)
+    assert _digests(tmp_path / "out") == _digests(tmp_path / "ref")
+    with pytest.raises(StoreError, match="import it again"):
+        build_point_tiles(store, "a", tmp_path / "again", format="1.1", params=PARAMS)

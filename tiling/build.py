@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cim.classes import CityClass
 from cim.crs import Frame, frame_from_spec
 from cim.errors import EmptyInputError, InputError
 from cim.feature import Feature
@@ -78,7 +79,8 @@ def build_tileset(store: Store, dataset: str, out_dir: Path, *, format: str = "1
     if format not in FORMATS:
         raise InputError(f"unknown 3D Tiles format {format!r}: use one of {', '.join(FORMATS)}", format=format)
     info = store.get_dataset(dataset)
-    if store.point_block_count(dataset)[1] > 0:
+    if point_distribution is not None or store.point_block_count(dataset)[1] > 0 \
+            or info.class_counts.get(CityClass.POINT_CLOUD.value):
         return _build_point_cloud(store, dataset, Path(out_dir), format, progress, point_distribution)
     frame = frame_from_spec(info.frame)
     index = store.feature_index(dataset)

@@ -35,7 +35,7 @@ import numpy as np
 
 from cim.classes import CityClass
 from cim.crs import Frame, frame_from_spec
-from cim.errors import EmptyInputError
+from cim.errors import EmptyInputError, StoreError
 from cim.store.base import Store
 from tiling import bounding_volume as bv
 from tiling.frames import ecef_to_local, enu_frame_at
@@ -156,18 +156,24 @@ def build_point_tiles(store: Store, dataset: str, out_dir: Path, *, format: str,
     """
     params = params or PointCloudParams()
     info = store.get_dataset(dataset)
-    _, total = store.point_block_count(dataset)
+    _, stored = store.point_block_count(dataset)
     try:
+        total, extent = point_cloud_summary(store, dataset)
         if total == 0:
             raise EmptyInputError(f"dataset '{dataset}' has no point to tile", dataset=dataset)
-        extent = _extent(store, dataset)
         if distribution is not None:
             distribution.finish()
             if not distribution.fits(total, extent):
+                if stored != total:
+                    raise StoreError(f"dataset '{dataset}' does not fit the distribution made while importing it "
+                                     "and its points were not stored: import it again")
                 log.info("the imported cloud does not fit the extent its headers declared: distributing again")
                 distribution.close()
                 distribution = None
         if distribution is None:
+            if stored != total:
+                raise StoreError(f"dataset '{dataset}' holds {stored} of its {total} points: import it again",
+                                 dataset=dataset)
             distribution = PointDistribution(info.frame, extent, total, out_dir, format=format, params=params,
                                               progress=progress)
             for blob in store.point_blocks(dataset):
@@ -225,13 +231,15 @@ def _build(dist: PointDistribution, params: PointCloudParams, info: Any, dataset
     return doc, result
 
 
-def _extent(store: Store, dataset: str) -> tuple[np.ndarray, np.ndarray]:
+def point_cloud_summary(store: Store, dataset: str) -> tuple[int, tuple[np.ndarray, np.ndarray]]:
+    """(point count, (min, max) extent in the source frame) of a point-cloud dataset, from the
+    ``PointCloud`` feature that describes it."""
     for feature in store.iter_features(dataset):
         if feature.city_class == CityClass.POINT_CLOUD:
             a = feature.attributes
             lo = np.array([a["extent.xmin"], a["extent.ymin"], a["extent.zmin"]], np.float64)
             hi = np.array([a["extent.xmax"], a["extent.ymax"], a["extent.zmax"]], np.float64)
-            return lo, hi
+            return int(a["point_count"]), (lo, hi)  # type: ignore[arg-type]
     raise EmptyInputError(f"dataset '{dataset}' has no PointCloud feature describing its points", dataset=dataset)
 
 
