@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -108,6 +108,70 @@ class PointReading(Protocol):
     def frame(self) -> Frame: ...
 
     def chunks(self) -> Iterator[PointChunk]: ...
+
+
+class PointPiece(Protocol):
+    """A run of a file's points that can be decoded on its own, in any process (picklable).
+    ``read()`` returns its :class:`PointChunk` and the chunk's :class:`PointStats` (raising
+    :class:`cim.errors.TruncatedFileError` when the file ends early). A reading's pieces, in
+    order, are exactly the chunks its ``chunks()`` yields."""
+
+    count: int
+
+    def read(self) -> tuple[PointChunk, PointStats]: ...
+
+
+class PieceReading(PointReading, Protocol):
+    """A :class:`PointReading` whose points can also be decoded piece by piece in parallel
+    (``cim convert`` decodes them in the tiler's workers). ``pieces()`` returns None when this
+    file cannot be read that way; ``finish(stats)`` then takes what the pieces found (counts,
+    warnings into ``report``) as the end of ``chunks()`` would have."""
+
+    def pieces(self) -> list[PointPiece] | None: ...
+
+    def finish(self, stats: PointStats) -> None: ...
+
+
+@dataclass
+class PointStats:
+    """What an import learns about a cloud from its chunks: count, extent (source frame),
+    points per class and per return number, coloured points, and points whose RGB fields are
+    all zero. Chunks are added in any order and stats merged (pieces decoded in parallel)."""
+
+    count: int = 0
+    lo: npt.NDArray[np.float64] = field(default_factory=lambda: np.full(3, np.inf))
+    hi: npt.NDArray[np.float64] = field(default_factory=lambda: np.full(3, -np.inf))
+    classes: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(256, np.int64))
+    returns: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(256, np.int64))
+    coloured: int = 0
+    zero_rgb: int = 0  # points of a format with colour whose RGB fields are all zero
+
+    def add(self, chunk: PointChunk) -> None:
+        n = len(chunk)
+        if n == 0:
+            return
+        for k in range(3):  # column by column: a reduction along axis 0 of (n, 3) is slow
+            column = chunk.ixyz[:, k]
+            self.lo[k] = min(self.lo[k], int(column.min()) * chunk.scale[k] + chunk.offset[k])
+            self.hi[k] = max(self.hi[k], int(column.max()) * chunk.scale[k] + chunk.offset[k])
+        self.classes += np.bincount(chunk.classification, minlength=256)
+        self.returns += np.bincount(chunk.return_number, minlength=256)
+        self.coloured += n if chunk.rgb is not None else 0
+        self.count += n
+
+    def merge(self, other: PointStats) -> None:
+        self.count += other.count
+        np.minimum(self.lo, other.lo, out=self.lo)
+        np.maximum(self.hi, other.hi, out=self.hi)
+        self.classes += other.classes
+        self.returns += other.returns
+        self.coloured += other.coloured
+        self.zero_rgb += other.zero_rgb
+
+
+def is_piece_reading(reading: Any) -> bool:
+    """True for a point reading that may offer pieces (:class:`PieceReading`)."""
+    return is_point_reading(reading) and callable(getattr(type(reading), "pieces", None))
 
 
 def is_point_reading(reading: Any) -> bool:

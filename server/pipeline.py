@@ -19,8 +19,8 @@ import tiling
 from cim.crs import Frame
 from cim.errors import InputError
 from cim.ingest import ingest
-from cim.point_ingest import ingest_points
-from cim.points import PointReading, is_point_reading
+from cim.point_ingest import ingest_points, record_point_cloud
+from cim.points import PieceReading, PointPiece, PointReading, PointStats, is_piece_reading, is_point_reading
 from cim.store import DatasetInfo, SqliteStore, open_store
 from server.layout import STORE_FILE, DataDir
 
@@ -68,6 +68,41 @@ def _ingest(store: SqliteStore, dataset: str, readings: list[Any], *, progress: 
     if readings and is_point_reading(readings[0]):
         return ingest_points(store, dataset, readings, progress=progress, on_block=on_block, keep_blocks=keep_blocks)
     return ingest(store, dataset, readings, progress=progress)
+
+
+def _pieces(readings: list[Any]) -> list[list[PointPiece]] | None:
+    """Each point reading's pieces (:class:`cim.points.PieceReading`), or None when one of them
+    cannot be read piece by piece."""
+    if not all(is_piece_reading(r) for r in readings):
+        return None
+    pieces = [r.pieces() for r in readings]
+    return None if any(p is None for p in pieces) else pieces
+
+
+def _ingest_pieces(store: SqliteStore, dataset: str, readings: list[PieceReading], pieces: list[list[PointPiece]],
+                   distribution: Any, progress: Progress | None) -> DatasetInfo:
+    """The points of ``readings`` decoded and distributed by the tiler's workers, piece by
+    piece; the store gets the PointCloud feature that describes them."""
+    owner = [i for i, ps in enumerate(pieces) for _ in ps]
+    flat = [p for ps in pieces for p in ps]
+    stats = [PointStats() for _ in readings]
+    total_points = max(1, sum(p.count for p in flat))
+    total_bytes = sum(r.total_bytes for r in readings)
+    done = 0
+
+    def on_piece(index: int, piece_stats: PointStats) -> None:
+        nonlocal done
+        stats[owner[index]].merge(piece_stats)
+        done += flat[index].count
+        if progress is not None:
+            progress(int(total_bytes * done / total_points), total_bytes)
+
+    distribution.add_pieces(flat, on_piece)
+    merged = PointStats()
+    for reading, reading_stats in zip(readings, stats):
+        reading.finish(reading_stats)
+        merged.merge(reading_stats)
+    return record_point_cloud(store, dataset, readings, merged)
 
 
 def _point_distribution(readings: list[Any], out_dir: Path, format: str, progress: Progress | None) -> Any:
@@ -121,8 +156,12 @@ def convert(paths: Sequence[Path], out_dir: Path, *, frame: Frame | None = None,
             else:  # the points go to the tiler only; the temporary store keeps the PointCloud feature
                 from tiling.pointcloud import point_cloud_summary
 
-                info = _ingest(store, name, readings, progress=import_progress, on_block=distribution.add,
-                               keep_blocks=False)
+                pieces = _pieces(readings)
+                if pieces is not None:  # decoded in the tiler's workers
+                    info = _ingest_pieces(store, name, readings, pieces, distribution, import_progress)
+                else:
+                    info = _ingest(store, name, readings, progress=import_progress, on_block=distribution.add,
+                                   keep_blocks=False)
                 if not distribution.fits(*point_cloud_summary(store, name)):
                     log.info("%s: the points do not fit the extent the headers declare: reading the files again",
                              name)

@@ -38,3 +38,15 @@ def test_truncated_las_is_exit_3_and_keeps_nothing(shared_data: Path, tmp_path: 
     assert r.returncode == 3 and "truncated" in r.stderr
     r = run("datasets", data=tmp_path / "data")
     assert r.stdout.strip() == ""
+
+
+def test_convert_of_a_truncated_laz_is_exit_3_and_writes_nothing(shared_data: Path, tmp_path: Path) -> None:
+    """The pieces are decoded in the tiler's worker processes: a piece the file does not hold
+    fails the conversion with the reader's message, and no output is left behind."""
+    broken = tmp_path / "ign.laz"
+    data = (shared_data / "las" / "IGN_semis_2023_0292_6833_LA93_IGN69.laz").read_bytes()
+    broken.write_bytes(data[: len(data) * 2 // 3])
+    r = run("convert", broken, "--out", tmp_path / "out", data=tmp_path / "data")
+    assert r.returncode == 3 and "truncated" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))

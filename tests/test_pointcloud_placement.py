@@ -35,3 +35,14 @@ def test_small_blocks_use_the_exact_transform() -> None:
     xyz = np.array([[545_000.0, 1_772_000.0, 3.0], [545_010.0, 1_772_020.0, 4.0]])
     world = enu_frame_at(frame.to_ecef(xyz[:1])[0])
     assert not to_plane(frame, world, xyz)[1]
+
+
+def test_columns_give_the_same_plane_as_rows() -> None:
+    frame, (x0, y0), side, height = CASES["Oregon feet, 4 km"]
+    rng = np.random.default_rng(2)
+    xyz = np.column_stack([x0 + rng.uniform(0, side, 60_000), y0 + rng.uniform(0, side, 60_000),
+                           rng.uniform(0, height, 60_000)])
+    world = enu_frame_at(frame.to_ecef(xyz[:1])[0])
+    rows, _ = to_plane(frame, world, xyz)
+    columns, used = to_plane(frame, world, tuple(np.ascontiguousarray(xyz[:, k]) for k in range(3)))
+    assert used and np.array_equal(rows, columns)

@@ -96,7 +96,8 @@ class GltfBuilder:
                 req.append(name)
 
     def to_glb(self) -> bytes:
-        body = _pad(bytes(self._bin), 8)
+        self._bin.extend(b"\x00" * ((-len(self._bin)) % 8))  # the BIN chunk: a multiple of 8
+        body = self._bin
         doc = dict(self.doc)
         if body:
             doc["buffers"] = [{"byteLength": len(body)}]
@@ -105,11 +106,14 @@ class GltfBuilder:
         text = _pad(text, 4, b" ")
         if (28 + len(text)) % 8:
             text += b"    "
-        parts = [struct.pack("<I4s", len(text), b"JSON"), text]
+        length = 12 + 8 + len(text) + (8 + len(body) if body else 0)
+        out = bytearray(struct.pack("<4sII", GLB_MAGIC, 2, length))  # one copy of the buffer, not four
+        out += struct.pack("<I4s", len(text), b"JSON")
+        out += text
         if body:
-            parts += [struct.pack("<II", len(body), CHUNK_BIN), body]
-        payload = b"".join(parts)
-        return struct.pack("<4sII", GLB_MAGIC, 2, 12 + len(payload)) + payload
+            out += struct.pack("<II", len(body), CHUNK_BIN)
+            out += body
+        return bytes(out)
 
 
 def _number(v: Any) -> float | int:

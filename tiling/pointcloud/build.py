@@ -24,7 +24,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -36,12 +36,13 @@ import numpy as np
 from cim.classes import CityClass
 from cim.crs import Frame, frame_from_spec
 from cim.errors import EmptyInputError, StoreError
+from cim.points import PointPiece, PointStats
 from cim.store.base import Store
 from tiling import bounding_volume as bv
 from tiling.frames import ecef_to_local, enu_frame_at
 from tiling.pointcloud.content import GENERATOR
 from tiling.pointcloud.octree import POINT, Address, Cube, bucket_level, cube_around, parent, spacing
-from tiling.pointcloud.worker import Job, NodeRecord, build_bucket, distribute_block, write_node
+from tiling.pointcloud.worker import Job, NodeRecord, build_bucket, distribute_block, distribute_piece, write_node
 from tiling.tileset import ADD, Tile, tileset_json, write_tileset
 
 Progress = Callable[[int, int], None]
@@ -115,6 +116,44 @@ class PointDistribution:
         self._pending.append(self.pool.submit(distribute_block, self.job, seq, blob))
         if len(self._pending) >= 2 * self.workers:  # bounded: at most 2 blocks per worker in flight
             self._collect(self._pending.popleft().result())
+
+    def add_pieces(self, pieces: Sequence[PointPiece],
+                   on_piece: Callable[[int, PointStats], None] | None = None) -> None:
+        """Distribute the input files' points, decoded piece by piece by the workers
+        (:class:`cim.points.PointPiece`: nothing passes through this process). The pieces
+        number as store blocks would (in order, after any block already added), so the tiles
+        are those of a build from the store. ``on_piece(index, stats)`` is called in order as
+        pieces are done."""
+        first = self.blocks
+        self.blocks += len(pieces)
+        if self.pool is None:
+            for i, piece in enumerate(pieces):
+                n, touched, stats = distribute_piece(self.job, first + i, piece)
+                self._collect((n, touched))
+                if on_piece is not None:
+                    on_piece(i, stats)
+            return
+        pending: deque[Future[tuple[int, list[str], PointStats]]] = deque()
+        done = 0
+        try:
+            for i, piece in enumerate(pieces):
+                pending.append(self.pool.submit(distribute_piece, self.job, first + i, piece))
+                if len(pending) >= 2 * self.workers:  # bounded: at most 2 pieces per worker in flight
+                    done = self._collect_piece(pending, done, on_piece)
+            while pending:
+                done = self._collect_piece(pending, done, on_piece)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+    def _collect_piece(self, pending: deque[Future[tuple[int, list[str], PointStats]]], index: int,
+                       on_piece: Callable[[int, PointStats], None] | None) -> int:
+        n, touched, stats = pending.popleft().result()
+        self._collect((n, touched))
+        if on_piece is not None:
+            on_piece(index, stats)
+        return index + 1
 
     def finish(self) -> None:
         """Wait for every block sent."""

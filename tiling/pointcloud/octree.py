@@ -112,8 +112,10 @@ def grid_select(p: Array, origin: Array, cell: float) -> npt.NDArray[np.bool_]:
         return np.zeros(0, bool)
     axes = []
     for a in range(3):
-        ci = np.floor((p[a] - origin[a]) * (1.0 / cell)).astype(np.int64)
-        ci -= ci.min()
+        t = (p[a] - origin[a]) * (1.0 / cell)
+        low = float(t.min())
+        ci = t.astype(np.int64) if low >= 0 else np.floor(t).astype(np.int64)  # truncation = floor from 0 up
+        ci -= int(np.floor(low))
         axes.append(ci)
     dims = [int(ci.max()) + 1 for ci in axes]
     key = (axes[0] * dims[1] + axes[1]) * dims[2] + axes[2]

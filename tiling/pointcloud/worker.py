@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cim.crs import frame_from_spec
-from cim.points import class_palette, decode_block
+from cim.points import PointChunk, PointPiece, PointStats, class_palette, decode_block
 from tiling.pointcloud.content import write_pnts, write_points_glb
 from tiling.pointcloud.placement import to_plane
 from tiling.pointcloud.octree import (
@@ -75,7 +75,19 @@ def spill_name(address: Address) -> str:
 def distribute_block(job: Job, seq: int, blob: bytes) -> tuple[int, list[str]]:
     """Decode store block ``seq``, place its points in the plane, and append them to the spill
     file of their bucket node. Returns (points, spill names touched)."""
-    chunk = decode_block(blob)
+    return _distribute(job, seq, decode_block(blob))
+
+
+def distribute_piece(job: Job, seq: int, piece: PointPiece) -> tuple[int, list[str], PointStats]:
+    """Decode piece ``seq`` of the input files here (:class:`cim.points.PointPiece`) and
+    distribute its points like a store block. Returns (points, spill names touched, the
+    piece's statistics)."""
+    chunk, stats = piece.read()
+    n, touched = _distribute(job, seq, chunk)
+    return n, touched, stats
+
+
+def _distribute(job: Job, seq: int, chunk: PointChunk) -> tuple[int, list[str]]:
     frame = frame_from_spec(job.frame_spec)
     local, _ = to_plane(frame, job.world, chunk.columns())
     level = job.bucket_level
@@ -119,9 +131,15 @@ def build_bucket(job: Job, address: Address) -> tuple[list[NodeRecord], list[tup
     total = sum(f.stat().st_size for f in files) // POINT.itemsize
     if total > job.memory_points and not _too_small(job, address):
         return _split(job, address, files)
-    points = np.concatenate([np.fromfile(f, POINT) for f in files]) if files else np.empty(0, POINT)
-    for f in files:
+    points = np.empty(total, POINT)
+    raw = memoryview(points.view(np.uint8))
+    pos = 0
+    for f in files:  # straight into one array (no concatenation copy)
+        with open(f, "rb") as fh:
+            pos += fh.readinto(raw[pos:])
         f.unlink()
+    if pos != total * POINT.itemsize:
+        raise OSError(f"spill files of {spill_name(address)} changed while they were read")
     return _in_memory(job, address, points)
 
 
