@@ -92,6 +92,24 @@ def _prestart_ifc(inputs: tuple[Path, ...], frame: Frame | None) -> None:
         spawn.prestart(path, spec)
 
 
+def _prestart_point_workers(inputs: tuple[Path, ...]) -> bool:
+    """Start the point tiler's worker processes now when an input is a LAS/LAZ file (magic
+    ``LASF``), so that their start-up overlaps this process's (tiling/pointcloud/pool.py)."""
+    def is_las(path: Path) -> bool:
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(4) == b"LASF"
+        except OSError:
+            return False
+
+    if not any(is_las(p) for p in inputs):
+        return False
+    from tiling.pointcloud import pool
+
+    pool.prestart()
+    return True
+
+
 def _placement_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--rotation", type=float, default=None,
                       help="With --origin: compass bearing (degrees clockwise from north) of the local +Y axis.")(fn)
@@ -123,13 +141,20 @@ def cli(ctx: click.Context, data: Path, debug: bool) -> None:
 def convert(inputs: tuple[Path, ...], out: Path, crs: str | None, origin: str | None, rotation: float | None,
             fmt: str) -> None:
     """Convert files straight to a tileset in OUT (no data directory involved)."""
+    points = _prestart_point_workers(inputs)
     frame = _frame(crs, origin, rotation)
     _prestart_ifc(inputs, frame)
     from server import pipeline
 
-    with _bar("import") as imp, _bar("tiles", unit="tile", scale=False) as til:
-        info, summary = pipeline.convert(list(inputs), out, frame=frame, format=fmt,
-                                         import_progress=imp, tile_progress=til)
+    try:
+        with _bar("import") as imp, _bar("tiles", unit="tile", scale=False) as til:
+            info, summary = pipeline.convert(list(inputs), out, frame=frame, format=fmt,
+                                             import_progress=imp, tile_progress=til)
+    finally:
+        if points:
+            from tiling.pointcloud import pool
+
+            pool.discard_prestarted()
     _print_report(info.report)
     click.echo(f"{_what(info)} -> {summary.tiles} tiles, "
                f"{summary.contents} contents, {summary.bytes / 1e6:.1f} MB in {out}/tileset.json")

@@ -9,18 +9,45 @@ Public API:
 * :func:`city_tileset` builds the city tileset over the datasets' tilesets (external tilesets);
 * :func:`read_glb`, :func:`read_property_table`, :func:`read_b3dm` read contents back (tests, tools).
 
-This package depends on :mod:`cim` only (never on converters or the server).
+This package depends on :mod:`cim` only (never on converters or the server). The names above
+are imported on first use.
 """
-from tiling.b3dm import read_b3dm
-from tiling.build import FORMATS, TilesetSummary, build_tileset
-from tiling.city import city_tileset, dataset_child_uri, tileset_region
-from tiling.feature_metadata import read_property_table
-from tiling.glb import read_glb
-from tiling.partition import PartitionParams
-from tiling.publish import PUBLISHED_MODE, current_tileset_dir, is_dataset_name, publish_tileset, publish_tileset_with_summary
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tiling.b3dm import read_b3dm
+    from tiling.build import FORMATS, TilesetSummary, build_tileset
+    from tiling.city import city_tileset, dataset_child_uri, tileset_region
+    from tiling.feature_metadata import read_property_table
+    from tiling.glb import read_glb
+    from tiling.partition import PartitionParams
+    from tiling.publish import (PUBLISHED_MODE, current_tileset_dir, is_dataset_name, publish_tileset,
+                                publish_tileset_with_summary)
+
+# imported on first use (PEP 562): ``import tiling.pointcloud.pool`` must not pull in the tiler
+_EXPORTS = {
+    "read_b3dm": "tiling.b3dm", "FORMATS": "tiling.build", "TilesetSummary": "tiling.build",
+    "build_tileset": "tiling.build", "city_tileset": "tiling.city", "dataset_child_uri": "tiling.city",
+    "tileset_region": "tiling.city", "read_property_table": "tiling.feature_metadata", "read_glb": "tiling.glb",
+    "PartitionParams": "tiling.partition", "PUBLISHED_MODE": "tiling.publish", "current_tileset_dir": "tiling.publish",
+    "is_dataset_name": "tiling.publish", "publish_tileset": "tiling.publish",
+    "publish_tileset_with_summary": "tiling.publish",
+}
 
 __all__ = [
     "FORMATS", "PUBLISHED_MODE", "PartitionParams", "TilesetSummary", "build_tileset", "city_tileset", "current_tileset_dir",
     "dataset_child_uri", "is_dataset_name", "publish_tileset", "publish_tileset_with_summary", "read_b3dm",
     "read_glb", "read_property_table", "tileset_region",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tiling' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -14,19 +14,17 @@
 
 Peak memory is about ``memory_points`` points per worker whatever the input size. Workers are
 started with ``forkserver`` (``spawn`` where it is missing): the converters decode LAZ on threads
-and a ``fork`` after threads can deadlock.
+and a ``fork`` after threads can deadlock (:mod:`tiling.pointcloud.pool`).
 """
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from concurrent.futures import Executor, Future
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +39,7 @@ from cim.store.base import Store
 from tiling import bounding_volume as bv
 from tiling.frames import ecef_to_local, enu_frame_at
 from tiling.pointcloud.content import GENERATOR
+from tiling.pointcloud.pool import default_workers, worker_pool
 from tiling.pointcloud.octree import POINT, Address, Cube, bucket_level, cube_around, parent, spacing
 from tiling.pointcloud.worker import Job, NodeRecord, build_bucket, distribute_block, distribute_piece, write_node
 from tiling.tileset import ADD, Tile, tileset_json, write_tileset
@@ -97,10 +96,10 @@ class PointDistribution:
         self.level = bucket_level(total, params.memory_points)
         self.job = Job(self.cube, self.world, frame_spec, self.level, params.grid, params.leaf_points,
                        params.memory_points, str(self.spill), str(self.out_dir), format)
-        workers = (os.cpu_count() or 1) if params.workers is None else params.workers
+        workers = default_workers() if params.workers is None else params.workers
         self.workers = 0 if total < params.serial_below else workers
         self._stack = ExitStack()
-        self.pool = self._stack.enter_context(_executor(self.workers))
+        self.pool = self._stack.enter_context(worker_pool(self.workers))
         self._pending: deque[Future[tuple[int, list[str]]]] = deque()
         self.buckets: set[str] = set()
         self.blocks = 0
@@ -341,17 +340,6 @@ def _translation(offset: np.ndarray) -> np.ndarray:
 def _address(name: str) -> Address:
     level, ix, iy, iz = (int(v) for v in name[1:].split("_"))
     return level, ix, iy, iz
-
-
-@contextmanager
-def _executor(workers: int) -> Iterator[Executor | None]:
-    if workers <= 0:
-        yield None
-        return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield pool
 
 
 def _bounded(pool: Executor | None, fn: Callable[..., T], args: Iterable[tuple[Any, ...]], workers: int) -> Iterator[T]:
