@@ -45,7 +45,7 @@ class GltfBuilder:
     def _list(self, key: str) -> list[Any]:
         return self.doc.setdefault(key, [])  # type: ignore[no-any-return]
 
-    def buffer_view(self, data: bytes, *, target: int | None = None, alignment: int = 8) -> int:
+    def buffer_view(self, data: bytes | memoryview, *, target: int | None = None, alignment: int = 8) -> int:
         """Append ``data`` as a new bufferView; returns its index."""
         if len(data) == 0:
             raise ValueError("a glTF bufferView cannot be empty")
@@ -66,7 +66,7 @@ class GltfBuilder:
         (exact values of the array's dtype), else computed."""
         data = np.ascontiguousarray(array, dtype=_COMPONENT_DTYPE[component_type])
         count = len(data)
-        view = self.buffer_view(data.tobytes(), target=target)
+        view = self.buffer_view(memoryview(data).cast("B"), target=target)  # copied once, into the buffer
         acc: dict[str, Any] = {"bufferView": view, "componentType": component_type, "count": count, "type": kind}
         if normalized:
             acc["normalized"] = True
@@ -96,6 +96,11 @@ class GltfBuilder:
                 req.append(name)
 
     def to_glb(self) -> bytes:
+        return b"".join(self.glb_parts())
+
+    def glb_parts(self) -> list[bytes | bytearray]:
+        """The GLB as consecutive pieces (header, JSON chunk, BIN chunk header, buffer), to
+        write without joining them into one copy of the buffer."""
         self._bin.extend(b"\x00" * ((-len(self._bin)) % 8))  # the BIN chunk: a multiple of 8
         body = self._bin
         doc = dict(self.doc)
@@ -107,13 +112,11 @@ class GltfBuilder:
         if (28 + len(text)) % 8:
             text += b"    "
         length = 12 + 8 + len(text) + (8 + len(body) if body else 0)
-        out = bytearray(struct.pack("<4sII", GLB_MAGIC, 2, length))  # one copy of the buffer, not four
-        out += struct.pack("<I4s", len(text), b"JSON")
-        out += text
+        parts: list[bytes | bytearray] = [struct.pack("<4sII", GLB_MAGIC, 2, length),
+                                          struct.pack("<I4s", len(text), b"JSON"), text]
         if body:
-            out += struct.pack("<II", len(body), CHUNK_BIN)
-            out += body
-        return bytes(out)
+            parts += [struct.pack("<II", len(body), CHUNK_BIN), body]
+        return parts
 
 
 def _number(v: Any) -> float | int:

@@ -66,7 +66,7 @@ def _strided(builder: GltfBuilder, values: npt.NDArray[Any], dtype: str, compone
     n = len(values)
     slots = np.zeros((n, 4), np.uint8)
     slots.view(np.dtype(dtype) if np.dtype(dtype).itemsize == 1 else np.dtype("<u2"))[:, 0] = values
-    view = builder.buffer_view(slots.tobytes(), target=ARRAY_BUFFER, alignment=4)
+    view = builder.buffer_view(memoryview(slots).cast("B"), target=ARRAY_BUFFER, alignment=4)
     builder.doc["bufferViews"][view]["byteStride"] = 4
     return builder.add("accessors", {"bufferView": view, "componentType": component, "count": n, "type": "SCALAR"})
 
@@ -85,17 +85,24 @@ def write_points_glb(local: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8],
     """A glb with one POINTS primitive: ``local`` (n, 3) ENU offsets in the tile frame, ``rgb``
     (n, 3) colours, ``attributes`` the :data:`POINT_PROPERTIES` arrays. ``bounds``: the
     per-axis (min, max) of ``local`` when the caller has them (saves a pass over the points)."""
-    n = len(local)
+    yup = np.empty((len(local), 3), np.float32)
+    yup[:, 0], yup[:, 1], yup[:, 2] = local[:, 0], local[:, 2], -local[:, 1]
+    return b"".join(points_glb_parts(yup, rgb, attributes, _yup_bounds(bounds)))
+
+
+def points_glb_parts(yup: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8], attributes: dict[str, npt.NDArray[Any]],
+                     bounds: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None = None) -> list[bytes | bytearray]:
+    """:func:`write_points_glb` from glTF (y-up: E, U, -N) positions and their bounds, as the
+    pieces of the file (:meth:`tiling.glb.GltfBuilder.glb_parts`)."""
+    n = len(yup)
     if n == 0:
         raise ValueError("a point tile needs at least one point")
     builder = GltfBuilder(GENERATOR)
-    yup = np.empty((n, 3), np.float32)
-    yup[:, 0], yup[:, 1], yup[:, 2] = local[:, 0], local[:, 2], -local[:, 1]
     colours = np.empty((n, 4), np.uint8)
     colours[:, :3] = rgb
     colours[:, 3] = 255
     prim_attributes = {
-        "POSITION": builder.accessor(yup, FLOAT, "VEC3", target=ARRAY_BUFFER, min_max=True, bounds=_yup_bounds(bounds)),
+        "POSITION": builder.accessor(yup, FLOAT, "VEC3", target=ARRAY_BUFFER, min_max=True, bounds=bounds),
         "COLOR_0": builder.accessor(colours, UNSIGNED_BYTE, "VEC4", target=ARRAY_BUFFER, normalized=True),
     }
     props = {}
@@ -122,7 +129,7 @@ def write_points_glb(local: npt.NDArray[np.float32], rgb: npt.NDArray[np.uint8],
     builder.doc["extensions"] = {EXT_STRUCTURAL_METADATA: {
         "schema": metadata_schema(), "propertyTables": [table],
         "propertyAttributes": [{"class": CLASS_ID, "properties": props}]}}
-    return builder.to_glb()
+    return builder.glb_parts()
 
 
 # --- pnts (3D Tiles 1.0) --------------------------------------------------------------------

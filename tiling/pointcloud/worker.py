@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from cim.crs import frame_from_spec
 from cim.points import PointChunk, PointPiece, PointStats, class_palette, decode_block
-from tiling.pointcloud.content import write_pnts, write_points_glb
+from tiling.pointcloud.content import points_glb_parts, write_pnts
 from tiling.pointcloud.placement import to_plane
 from tiling.pointcloud.octree import (
     POINT,
@@ -231,21 +231,28 @@ def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bo
     points' plane coordinates as a contiguous (3, n) array when the caller has them."""
     p = np.ascontiguousarray(points["p"].T) if positions is None else positions
     centre = job.cube.node_centre(address)
-    local = np.empty((p.shape[1], 3), np.float32)
-    for k in range(3):
-        local[:, k] = p[k] - centre[k]
     lo = tuple(float(p[k].min()) for k in range(3))
     hi = tuple(float(p[k].max()) for k in range(3))
     attributes = {"classification": points["cls"], "intensity": points["inten"], "return_number": points["ret"]}
     level, ix, iy, iz = address
     if job.format == "1.1":
-        # float32(x - c) is monotonic in x: the bounds of ``local`` are those of ``p`` shifted
-        bounds = (np.subtract(lo, centre).astype(np.float32), np.subtract(hi, centre).astype(np.float32))
-        data, ext = write_points_glb(local, points["rgb"], attributes, bounds), "glb"
+        yup = np.empty((p.shape[1], 3), np.float32)  # glTF is y-up: (E, U, -N)
+        yup[:, 0] = p[0] - centre[0]
+        yup[:, 1] = p[2] - centre[2]
+        yup[:, 2] = centre[1] - p[1]
+        # float32(x - c) is monotonic in x: the bounds follow from those of ``p``
+        bounds = (np.array([lo[0] - centre[0], lo[2] - centre[2], centre[1] - hi[1]], np.float32),
+                  np.array([hi[0] - centre[0], hi[2] - centre[2], centre[1] - lo[1]], np.float32))
+        parts, ext = points_glb_parts(yup, points["rgb"], attributes, bounds), "glb"
     else:
-        data, ext = write_pnts(local, points["rgb"], attributes), "pnts"
+        local = np.empty((p.shape[1], 3), np.float32)
+        for k in range(3):
+            local[:, k] = p[k] - centre[k]
+        parts, ext = [write_pnts(local, points["rgb"], attributes)], "pnts"
     uri = f"content/{level}/{ix}_{iy}_{iz}.{ext}"
     path = Path(job.out_dir) / uri
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return NodeRecord(address, p.shape[1], lo, hi, uri, leaf, len(data))  # type: ignore[arg-type]
+    with open(path, "wb") as fh:
+        fh.writelines(parts)
+    size = sum(len(part) for part in parts)
+    return NodeRecord(address, p.shape[1], lo, hi, uri, leaf, size)  # type: ignore[arg-type]
