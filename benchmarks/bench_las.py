@@ -70,10 +70,14 @@ def _execute(cmd: list[str], limit: float, sample: bool) -> tuple[float, bool, i
 def run(label: str, cmd: list[str], points: int, limit: float, repeat: int = 2) -> dict[str, Any]:
     """``cmd`` timed ``repeat`` times without memory sampling (the fastest run counts), then once
     more with the tree's RSS/PSS sampled every 50 ms for the memory figures. A run still going
-    after ``limit`` s is killed and recorded as hung (and not repeated)."""
+    after ``limit`` s is killed and recorded as hung (and not repeated). The output folder (the
+    argument after ``--out``) is removed before each run, so no run pays for deleting the
+    previous one's tiles."""
     print(f"-- {label}: {' '.join(cmd)}", file=sys.stderr, flush=True)
+    out = Path(cmd[cmd.index("--out") + 1])
     times = []
     for _ in range(repeat):
+        shutil.rmtree(out, ignore_errors=True)
         seconds, hung, code, output, _, _ = _execute(cmd, limit, sample=False)
         times.append(round(seconds, 2))
         if hung or code != 0:
@@ -82,6 +86,7 @@ def run(label: str, cmd: list[str], points: int, limit: float, repeat: int = 2) 
     peak_rss = peak_pss = 0
     sampled = None
     if ok:
+        shutil.rmtree(out, ignore_errors=True)
         sampled, hung2, code2, output2, peak_rss, peak_pss = _execute(cmd, limit, sample=True)
         if hung2 or code2 != 0:
             ok, hung, code, output = False, hung2, code2, output2
@@ -120,7 +125,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         note = "hung, killed at the time limit" if r.get("hung") else ("" if r["ok"] else f"failed (exit {r.get('exit')})")
         lines.append(f"| {r['label']} | {r['points']:,} | {r['seconds']} | {r['points_per_s'] or '-'} | "
-                     f"{r.get('peak_rss_mb', '-')} | {r.get('peak_pss_mb', '-')} | {note} |")
+                     f"{r.get('peak_rss_mb') or '-'} | {r.get('peak_pss_mb') or '-'} | {note} |")
     return "\n".join(lines)
 
 

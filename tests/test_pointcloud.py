@@ -25,7 +25,7 @@ from tests.test_tiling_judges import check_tileset, view_tileset
 from tiling import build_tileset, city_tileset, dataset_child_uri, publish_tileset, read_glb, read_property_table
 from tiling.glb import read_accessor
 from tiling.pointcloud import PointCloudParams, build_point_tiles, read_pnts
-from tiling.pointcloud.octree import POINT, grid_select, shuffle_order, take_records
+from tiling.pointcloud.octree import POINT, Cube, grid_select, octant, shuffle_order, take_records
 from tiling.tileset import matrix_from_json
 
 SMALL = PointCloudParams(memory_points=20_000, leaf_points=5_000, grid=32, workers=2, serial_below=0)
@@ -91,16 +91,33 @@ def test_failed_import_keeps_previous_version(store: SqliteStore, shared_data: P
 
 def test_grid_select_keeps_one_point_per_cell() -> None:
     rng = np.random.default_rng(5)
-    p = rng.uniform(0, 10, (20_000, 3))
-    keep = grid_select(p.T, np.zeros(3), 1.0)
-    cells = np.floor(p).astype(int)
+    cube = Cube((0.0, 0.0, 0.0), 16.0)
+    p = rng.uniform(0, 8, (20_000, 3))  # all in node (1, 0, 0, 0): 8 m, cells of 8/16 m
+    keep = grid_select(cube.quantize(p.T), 1, 16)
+    cells = np.floor(p / 0.5).astype(int)
     assert len({tuple(c) for c in cells[keep]}) == keep.sum() == len({tuple(c) for c in cells})
+
+
+def test_quantized_node_keys_and_octants_match_the_geometry() -> None:
+    rng = np.random.default_rng(8)
+    cube = Cube((-100.0, 200.0, -5.0), 1000.0)
+    p = rng.uniform(0, 1000, (3, 50_000)) + np.array(cube.lo)[:, None]
+    q = cube.quantize(p)
+    assert np.abs(cube.to_plane(q, 0) - p[0]).max() <= cube.unit
+    for level in (0, 1, 3, 5):
+        n = 1 << level
+        idx = np.floor((p - np.array(cube.lo)[:, None]) / cube.side(level)).astype(np.int64).clip(0, n - 1)
+        np.testing.assert_array_equal(cube.node_key(q, level), (idx[0] * n + idx[1]) * n + idx[2])
+    o = octant(q, 0)
+    np.testing.assert_array_equal(o, (p[0] >= cube.lo[0] + 500) + 2 * (p[1] >= cube.lo[1] + 500) + 4 * (p[2] >= cube.lo[2] + 500))
+    with pytest.raises(ValueError, match="power of two"):
+        grid_select(q, 0, 100)
 
 
 def test_take_records_equals_fancy_indexing() -> None:
     rng = np.random.default_rng(7)
     points = np.zeros(5_000, POINT)
-    points["p"] = rng.uniform(-50, 50, (5_000, 3))
+    points["q"] = rng.integers(0, 2**32, (5_000, 3))
     points["rgb"] = rng.integers(0, 256, (5_000, 3))
     points["cls"], points["inten"], points["seq"] = rng.integers(0, 20, 5_000), rng.integers(0, 65535, 5_000), 3
     index = rng.permutation(5_000)[:3_000]
@@ -112,7 +129,8 @@ def test_shuffle_order_does_not_depend_on_spill_file_order() -> None:
     """Workers append blocks to a node's spill files in any order: the order used for
     subsampling must be the same whichever file is read first."""
     rng = np.random.default_rng(6)
-    a, b = rng.uniform(0, 100, (3, 70_000)), rng.uniform(0, 100, (3, 50_000))
+    a = rng.integers(0, 2**32, (3, 70_000)).astype(np.uint32)
+    b = rng.integers(0, 2**32, (3, 50_000)).astype(np.uint32)
     sa, sb = np.zeros(70_000, np.uint16), np.ones(50_000, np.uint16)
     one = np.hstack([a, b])[:, shuffle_order(np.hstack([a, b]), np.r_[sa, sb])]
     two = np.hstack([b, a])[:, shuffle_order(np.hstack([b, a]), np.r_[sb, sa])]

@@ -40,7 +40,7 @@ from tiling import bounding_volume as bv
 from tiling.frames import ecef_to_local, enu_frame_at
 from tiling.pointcloud.content import GENERATOR
 from tiling.pointcloud.pool import default_workers, worker_pool
-from tiling.pointcloud.octree import POINT, Address, Cube, bucket_level, cube_around, parent, spacing
+from tiling.pointcloud.octree import POINT, Address, Cube, bucket_level, cube_around, grid_bits, parent, spacing
 from tiling.pointcloud.worker import Job, NodeRecord, build_bucket, distribute_block, distribute_piece, write_node
 from tiling.tileset import ADD, Tile, tileset_json, write_tileset
 
@@ -93,6 +93,7 @@ class PointDistribution:
         self.out_dir = Path(out_dir)
         self.spill = self.out_dir / ".spill"
         self.spill.mkdir(parents=True, exist_ok=True)
+        grid_bits(params.grid)  # a power of two (ValueError otherwise)
         self.level = bucket_level(total, params.memory_points)
         self.job = Job(self.cube, self.world, frame_spec, self.level, params.grid, params.leaf_points,
                        params.memory_points, str(self.spill), str(self.out_dir), format)

@@ -21,6 +21,7 @@ from tiling.pointcloud.placement import to_plane
 from tiling.pointcloud.octree import (
     POINT,
     Address,
+    Quantized,
     Cube,
     ancestor,
     child_address,
@@ -90,12 +91,14 @@ def distribute_piece(job: Job, seq: int, piece: PointPiece) -> tuple[int, list[s
 def _distribute(job: Job, seq: int, chunk: PointChunk) -> tuple[int, list[str]]:
     frame = frame_from_spec(job.frame_spec)
     local, _ = to_plane(frame, job.world, chunk.columns())
+    q = job.cube.quantize(local)
+    del local
     level = job.bucket_level
-    key = job.cube.node_key(local, level)
+    key = job.cube.node_key(q, level)
     n = 1 << level
     order = np.argsort(key.astype(np.uint16) if n ** 3 <= 65536 else key, kind="stable")
     unsorted = np.empty(len(chunk), POINT)  # filled column by column, then gathered as rows
-    unsorted["p"] = local.T
+    unsorted["q"] = q.T
     unsorted["rgb"] = chunk.rgb if chunk.rgb is not None else _PALETTE[chunk.classification]
     unsorted["cls"] = chunk.classification
     unsorted["ret"] = chunk.return_number
@@ -147,13 +150,12 @@ def _split(job: Job, address: Address, files: list[Path]) -> tuple[list[NodeReco
     """A node over the memory budget: stream its points into its 8 children's spill files, build
     them one by one, and write this node from the points they pass up for its level."""
     level = address[0]
-    centre = job.cube.node_centre(address)
     step = max(1, job.memory_points // 2)
     for f in files:
         count = f.stat().st_size // POINT.itemsize
         for start in range(0, count, step):
             part = np.fromfile(f, POINT, count=step, offset=start * POINT.itemsize)
-            oct_ = octant(part["p"].T, centre)
+            oct_ = octant(part["q"].T, level)
             for o in np.unique(oct_):
                 child = child_address(address, int(o))
                 _append(Path(job.spill_dir) / f"{spill_name(child)}.{os.getpid()}.bin", part[oct_ == o])
@@ -182,41 +184,40 @@ def _in_memory(job: Job, address: Address, points: npt.NDArray[Any]) -> tuple[li
     ``points``; records are gathered only for the points written."""
     if len(points) == 0:
         return [], []
-    p = np.ascontiguousarray(points["p"].T)
-    idx = shuffle_order(p, points["seq"])
-    p = np.take(p, idx, axis=1)
+    q = np.ascontiguousarray(points["q"].T)
+    idx = shuffle_order(q, points["seq"])
+    q = np.take(q, idx, axis=1)
     upper: list[tuple[Address, bytes]] = []
-    origin = np.asarray(job.cube.lo)
     for level in range(address[0]):  # the levels above: aligned global grids, top down
-        keep = grid_select(p, origin, job.cube.side(level) / job.grid)
+        keep = grid_select(q, level, job.grid)
         upper.append((ancestor(address, level), take_records(points, idx[keep]).tobytes()))
         drop = ~keep
-        p, idx = np.compress(drop, p, axis=1), idx[drop]
+        q, idx = np.compress(drop, q, axis=1), idx[drop]
     records: list[NodeRecord] = []
-    _subtree(job, address, points, p, idx, records)
+    _subtree(job, address, points, q, idx, records)
     return records, upper
 
 
-def _subtree(job: Job, address: Address, points: npt.NDArray[Any], p: npt.NDArray[np.float64],
+def _subtree(job: Job, address: Address, points: npt.NDArray[Any], q: Quantized,
              idx: npt.NDArray[np.intp], records: list[NodeRecord]) -> None:
     if len(idx) == 0:
         return
     if len(idx) <= job.leaf_points or _too_small(job, address):
-        records.append(write_node(job, address, take_records(points, idx), leaf=True, positions=p))
+        records.append(write_node(job, address, take_records(points, idx), leaf=True, positions=q))
         return
-    keep = grid_select(p, np.asarray(job.cube.lo), job.cube.side(address[0]) / job.grid)
+    keep = grid_select(q, address[0], job.grid)
     records.append(write_node(job, address, take_records(points, idx[keep]), leaf=False,
-                              positions=np.compress(keep, p, axis=1)))
-    group = octant(p, job.cube.node_centre(address))
+                              positions=np.compress(keep, q, axis=1)))
+    group = octant(q, address[0])
     group[keep] = 8  # the kept points sort last and are dropped: one gather per level
     order = np.argsort(group, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(group, minlength=9))]
     order = order[:bounds[8]]
-    p, idx = np.take(p, order, axis=1), idx[order]
+    q, idx = np.take(q, order, axis=1), idx[order]
     for o in range(8):
         if bounds[o + 1] > bounds[o]:
             sl = slice(bounds[o], bounds[o + 1])
-            _subtree(job, child_address(address, o), points, p[:, sl], idx[sl], records)
+            _subtree(job, child_address(address, o), points, q[:, sl], idx[sl], records)
 
 
 def _too_small(job: Job, address: Address) -> bool:
@@ -226,28 +227,31 @@ def _too_small(job: Job, address: Address) -> bool:
 
 
 def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bool,
-               positions: npt.NDArray[np.float64] | None = None) -> NodeRecord:
+               positions: Quantized | None = None) -> NodeRecord:
     """Write one node's content file (glb or pnts) and return its record. ``positions``: the
-    points' plane coordinates as a contiguous (3, n) array when the caller has them."""
-    p = np.ascontiguousarray(points["p"].T) if positions is None else positions
-    centre = job.cube.node_centre(address)
-    lo = tuple(float(p[k].min()) for k in range(3))
-    hi = tuple(float(p[k].max()) for k in range(3))
+    points' quantized positions as a contiguous (3, n) array when the caller has them."""
+    q = np.ascontiguousarray(points["q"].T) if positions is None else positions
+    unit = job.cube.unit
+    centre = job.cube.node_centre_q(address) * unit  # metres from the cube's corner (exact)
+    qlo = [int(q[k].min()) for k in range(3)]
+    qhi = [int(q[k].max()) for k in range(3)]
     attributes = {"classification": points["cls"], "intensity": points["inten"], "return_number": points["ret"]}
     level, ix, iy, iz = address
+    # positions relative to the node's centre: q * unit - centre, rounded to float32 once; the
+    # expression is monotonic in q, so the bounds are those of the extreme q
+    lo = [qlo[k] * unit - centre[k] for k in range(3)]
+    hi = [qhi[k] * unit - centre[k] for k in range(3)]
     if job.format == "1.1":
-        yup = np.empty((p.shape[1], 3), np.float32)  # glTF is y-up: (E, U, -N)
-        yup[:, 0] = p[0] - centre[0]
-        yup[:, 1] = p[2] - centre[2]
-        yup[:, 2] = centre[1] - p[1]
-        # float32(x - c) is monotonic in x: the bounds follow from those of ``p``
-        bounds = (np.array([lo[0] - centre[0], lo[2] - centre[2], centre[1] - hi[1]], np.float32),
-                  np.array([hi[0] - centre[0], hi[2] - centre[2], centre[1] - lo[1]], np.float32))
+        yup = np.empty((q.shape[1], 3), np.float32)  # glTF is y-up: (E, U, -N)
+        yup[:, 0] = q[0] * unit - centre[0]
+        yup[:, 1] = q[2] * unit - centre[2]
+        yup[:, 2] = centre[1] - q[1] * unit
+        bounds = (np.array([lo[0], lo[2], -hi[1]], np.float32), np.array([hi[0], hi[2], -lo[1]], np.float32))
         parts, ext = points_glb_parts(yup, points["rgb"], attributes, bounds), "glb"
     else:
-        local = np.empty((p.shape[1], 3), np.float32)
+        local = np.empty((q.shape[1], 3), np.float32)
         for k in range(3):
-            local[:, k] = p[k] - centre[k]
+            local[:, k] = q[k] * unit - centre[k]
         parts, ext = [write_pnts(local, points["rgb"], attributes)], "pnts"
     uri = f"content/{level}/{ix}_{iy}_{iz}.{ext}"
     path = Path(job.out_dir) / uri
@@ -255,4 +259,7 @@ def write_node(job: Job, address: Address, points: npt.NDArray[Any], *, leaf: bo
     with open(path, "wb") as fh:
         fh.writelines(parts)
     size = sum(len(part) for part in parts)
-    return NodeRecord(address, p.shape[1], lo, hi, uri, leaf, size)  # type: ignore[arg-type]
+    plane_centre = job.cube.node_centre(address)
+    box_lo = tuple(float(plane_centre[k] + lo[k]) for k in range(3))
+    box_hi = tuple(float(plane_centre[k] + hi[k]) for k in range(3))
+    return NodeRecord(address, q.shape[1], box_lo, box_hi, uri, leaf, size)  # type: ignore[arg-type]
