@@ -96,6 +96,9 @@ def test_grid_select_keeps_one_point_per_cell() -> None:
     keep = grid_select(cube.quantize(p.T), 1, 16)
     cells = np.floor(p / 0.5).astype(int)
     assert len({tuple(c) for c in cells[keep]}) == keep.sum() == len({tuple(c) for c in cells})
+    inner = cube.quantize(rng.uniform(0, 2, (3, 20_000)))  # all inside node (3, 0, 0, 0)
+    for level in (0, 1, 2, 3):  # the compact key of the cells varying inside it selects the same
+        np.testing.assert_array_equal(grid_select(inner, level, 16, within=3), grid_select(inner, level, 16))
 
 
 def test_quantized_node_keys_and_octants_match_the_geometry() -> None:

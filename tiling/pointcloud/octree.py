@@ -142,10 +142,12 @@ def shuffle_order(q: Quantized, seq: npt.NDArray[np.uint16]) -> npt.NDArray[np.i
     return result
 
 
-def grid_select(q: Quantized, level: int, grid: int) -> npt.NDArray[np.bool_]:
+def grid_select(q: Quantized, level: int, grid: int, within: int | None = None) -> npt.NDArray[np.bool_]:
     """A mask keeping exactly one point per occupied cell of the ``grid``-per-side grid of the
-    node at ``level`` that holds all the (3, n) quantized positions ``q``: the last point of
-    each cell in the given order."""
+    nodes at ``level``: the last point of each cell in the given order. All the (3, n)
+    quantized positions ``q`` must lie in one node at level ``within`` (default ``level``;
+    deeper when known: only the cell bits that vary inside that node make the key, so the
+    table of cells stays small and in cache)."""
     n = q.shape[1]
     if n == 0:
         return np.zeros(0, bool)
@@ -153,13 +155,14 @@ def grid_select(q: Quantized, level: int, grid: int) -> npt.NDArray[np.bool_]:
     shift = BITS - level - g
     if shift < 0:
         raise ValueError(f"level {level} with a {grid}-cell grid is finer than the quantization")
-    mask = (1 << g) - 1
+    bits = max(0, g - ((level if within is None else within) - level))  # cell bits varying inside
+    mask = (1 << bits) - 1
     key = ((q[0] >> shift) & mask).astype(np.int32)
     for a in (1, 2):
-        key <<= g
+        key <<= bits
         key |= (q[a] >> shift) & mask
     idx = np.arange(n, dtype=np.int32)
-    owner = np.empty(1 << (3 * g), np.int32)
+    owner = np.empty(1 << (3 * bits), np.int32)
     owner[key] = idx
     result: npt.NDArray[np.bool_] = owner[key] == idx
     return result

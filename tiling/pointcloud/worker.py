@@ -189,7 +189,7 @@ def _in_memory(job: Job, address: Address, points: npt.NDArray[Any]) -> tuple[li
     q = np.take(q, idx, axis=1)
     upper: list[tuple[Address, bytes]] = []
     for level in range(address[0]):  # the levels above: aligned global grids, top down
-        keep = grid_select(q, level, job.grid)
+        keep = grid_select(q, level, job.grid, within=address[0])
         upper.append((ancestor(address, level), take_records(points, idx[keep]).tobytes()))
         drop = ~keep
         q, idx = np.compress(drop, q, axis=1), idx[drop]
