@@ -216,3 +216,63 @@ def test_truncated_laz_fails_in_its_piece(shared_data: Path, tmp_path: Path) -> 
     with pytest.raises(TruncatedFileError, match="truncated"):
         for piece in pieces:
             piece.read()
+
+
+def _variable_chunk_laz(src: Path, dst: Path, sizes: list[int]) -> None:
+    """``src`` recompressed with variable-size LAZ chunks of ``sizes`` points (as COPC files and
+    some writers make them), through lazrs' own compressor."""
+    import lazrs
+    from laspy._compression import lazrsbackend
+
+    las = laspy.read(src)
+    real = lazrs.LazVlr.new_for_compression
+
+    class VariableVlr:
+        @staticmethod
+        def new_for_compression(point_format: int, extra: int) -> lazrs.LazVlr:
+            return real(point_format, extra, True)
+
+    writer_cls = lazrsbackend.LazrsPointWriter
+    original_write = writer_cls.write_points
+
+    def write_in_chunks(self, points) -> None:  # type: ignore[no-untyped-def]
+        data = np.frombuffer(points.array, np.uint8).reshape(len(points.array), -1)
+        start = 0
+        for size in sizes + [len(data)]:
+            part = data[start:start + size]
+            if len(part):
+                self.compressor.compress_many(part.reshape(-1))
+                self.compressor.finish_current_chunk()
+            start += size
+
+    patched_vlr = lazrsbackend.lazrs.LazVlr
+    try:
+        lazrsbackend.lazrs.LazVlr = VariableVlr  # type: ignore[assignment]
+        writer_cls.write_points = write_in_chunks  # type: ignore[method-assign]
+        with laspy.open(dst, mode="w", header=las.header, do_compress=True,
+                        laz_backend=laspy.LazBackend.Lazrs) as out:
+            out.write_points(las.points)
+    finally:
+        lazrsbackend.lazrs.LazVlr = patched_vlr
+        writer_cls.write_points = original_write  # type: ignore[method-assign]
+
+
+def test_a_variable_chunk_laz_is_read_in_order_not_in_pieces(shared_data: Path, tmp_path: Path) -> None:
+    """laspy/lazrs seek to wrong points in LAZ files with chunks of varying size (COPC and some
+    writers): such files offer no pieces and are read in order, correctly."""
+    path = tmp_path / "autzen_variable.laz"
+    _variable_chunk_laz(shared_data / "las" / "autzen_trim.las", path, [7_000, 33_000, 41_000, 9_000])
+    with laspy.open(path) as reader:
+        vlr = reader.header.vlrs.get("LasZipVlr")[0]
+        assert struct.unpack_from("<I", vlr.record_data, 12)[0] == 0xFFFFFFFF  # variable-size chunks
+        reader.seek(50_000)
+        sought = reader.read_points(1_000).X
+    want = laspy.read(shared_data / "las" / "autzen_trim.las")
+    assert not np.array_equal(sought, want.X[50_000:51_000])  # the seek this guards against
+    reading = LasReading(path, converters.ConvertOptions(), chunk_points=25_000)
+    assert reading.pieces() is None
+    chunks = _read_all(reading)
+    assert np.concatenate([c.ixyz[:, 0] for c in chunks]).tolist() == want.X.tolist()
+    fixed = tmp_path / "autzen_fixed.laz"  # the same points with fixed-size chunks do offer pieces
+    want.write(fixed, laz_backend=laspy.LazBackend.Lazrs)
+    assert LasReading(fixed, converters.ConvertOptions(), chunk_points=25_000).pieces() is not None

@@ -51,6 +51,7 @@ class LasReading:
                 header = reader.header
                 self.facts = check_header(self.path, header, self.total_bytes)
                 vlrs = list(header.vlrs)
+                self._variable_chunks = _variable_size_chunks(vlrs)
         except CimError:
             raise
         except Exception as exc:  # laspy/lazrs raise many types for damaged headers
@@ -114,6 +115,10 @@ class LasReading:
         own (:class:`cim.points.PieceReading`); None when the colour depth cannot be decided
         from the file's first points (then only :meth:`chunks` reads it)."""
         facts = self.facts
+        if facts.compressed and self._variable_chunks:
+            # LAZ with variable-size chunks (COPC and some writers): laspy/lazrs' seek returns
+            # wrong points there (tests/test_las_reader.py), so such files are read in order
+            return None
         rgb_8bit = None
         if facts.point_format in RGB_FORMATS:
             rgb_8bit = self._rgb_8bit if self._rgb_8bit is not None else self._probe_rgb()
@@ -154,6 +159,15 @@ class LasReading:
             return None
         top = max(int(np.max(points.red)), int(np.max(points.green)), int(np.max(points.blue)))
         return None if top == 0 else top <= 255
+
+
+def _variable_size_chunks(vlrs: list[object]) -> bool:
+    """True when the LAZ VLR declares variable-size chunks (chunk size 0xFFFFFFFF)."""
+    for vlr in vlrs:
+        if getattr(vlr, "user_id", "") == "laszip encoded" and getattr(vlr, "record_id", 0) == 22204:
+            data = getattr(vlr, "record_data", b"")
+            return len(data) >= 16 and int.from_bytes(data[12:16], "little") == 0xFFFFFFFF
+    return False
 
 
 @dataclass(frozen=True)
