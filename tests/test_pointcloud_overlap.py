@@ -140,3 +140,26 @@ def test_points_can_go_to_the_tiler_only(shared_data: Path, tmp_path: Path) -> N
     assert _digests(tmp_path / "out") == _digests(tmp_path / "ref")
     with pytest.raises(StoreError, match="import it again"):
         build_point_tiles(store, "a", tmp_path / "again", format="1.1", params=PARAMS)
+
+
+def test_convert_decodes_several_files_in_the_workers(shared_data: Path, tmp_path: Path) -> None:
+    """Two halves of one LAZ through cim convert's piece path (worker processes): every point
+    once, the counts per file checked, the same points as the whole file."""
+    whole = laspy.read(shared_data / "las" / IGN)
+    halves = []
+    for i, part in enumerate((whole.points[:150_000], whole.points[150_000:])):
+        out = laspy.LasData(whole.header)
+        out.points = part
+        path = tmp_path / f"ign_{i}.laz"
+        out.write(path)
+        halves.append(path)
+    readings = [converters.open_input(p) for p in halves]
+    assert all(r.pieces() is not None for r in readings)
+    info, summary = pipeline.convert(halves, tmp_path / "out")
+    assert summary.features == len(whole.points) == 289_055
+    assert info.sources == ["ign_0.laz", "ign_1.laz"]
+    files = info.report["files"]
+    assert [f["counts"]["points"] for f in files] == [150_000, 139_055]
+    cls = {k: v for k, v in info.report["points_by_class"].items()}
+    want = {int(c): int(n) for c, n in zip(*np.unique(np.asarray(whole.classification), return_counts=True))}
+    assert {int(k.split()[0]): v for k, v in cls.items()} == want
