@@ -8,8 +8,9 @@ pull in numpy/shapely: the CLI starts the IFC conversion child before its heavy 
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cim.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cim.classes import CityClass, SurfaceType
@@ -22,11 +23,4 @@ _EXPORTS = {"CityClass": "cim.classes", "SurfaceType": "cim.classes", "CimError"
 
 __all__ = ["CimError", "CityClass", "Feature", "Mesh", "Source", "SurfaceType"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

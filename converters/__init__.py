@@ -8,8 +8,9 @@ The names below are imported on first use (PEP 562), so that a stdlib-only submo
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cim.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from converters.base import ConvertOptions, Converter
@@ -20,11 +21,4 @@ _EXPORTS = {"ConvertOptions": "converters.base", "Converter": "converters.base",
 
 __all__ = ["ConvertOptions", "Converter", "detect", "open_input", "registered_formats"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'converters' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -14,8 +14,9 @@ are imported on first use.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cim.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tiling.b3dm import read_b3dm
@@ -43,11 +44,4 @@ __all__ = [
     "read_glb", "read_property_table", "tileset_region",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tiling' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

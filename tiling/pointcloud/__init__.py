@@ -3,8 +3,9 @@ as 3D Tiles 1.1 glb POINTS (with EXT_structural_metadata property attributes) or
 ``pnts`` (docs/pointcloud.md). The names below are imported on first use (PEP 562)."""
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from cim.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from tiling.pointcloud.build import PointCloudParams, PointDistribution, build_point_tiles, point_cloud_summary
@@ -16,11 +17,4 @@ _EXPORTS = {"PointCloudParams": "tiling.pointcloud.build", "PointDistribution": 
 
 __all__ = ["PointCloudParams", "PointDistribution", "build_point_tiles", "point_cloud_summary", "read_pnts"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tiling.pointcloud' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)
