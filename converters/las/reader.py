@@ -19,7 +19,7 @@ from cim.errors import CimError, ParseError, TruncatedFileError
 from cim.points import BLOCK_POINTS, PointChunk, PointStats
 from converters.base import ConvertOptions
 from converters.las.georef import las_frame, read_georef
-from converters.las.header import check_header, header_bounds_ok
+from converters.las.header import HeaderFacts, check_header, header_bounds_ok
 
 RGB_FORMATS = frozenset({2, 3, 5, 7, 8, 10})
 RGB_PROBE_POINTS = 65_536  # the first points decide whether 16-bit RGB fields hold 8-bit values
@@ -90,10 +90,10 @@ class LasReading:
                     n = len(points)
                     if n == 0:
                         break
-                    chunk, top = _to_chunk(points, facts.scales, facts.offsets, facts.point_format, self._rgb_8bit)
+                    chunk, top = _to_chunk(points, facts, self._rgb_8bit)
                     if top and self._rgb_8bit is None:  # no colour in the probe: the first coloured chunk decides
                         self._rgb_8bit = top <= 255
-                        chunk, _ = _to_chunk(points, facts.scales, facts.offsets, facts.point_format, self._rgb_8bit)
+                        chunk, _ = _to_chunk(points, facts, self._rgb_8bit)
                     if facts.point_format in RGB_FORMATS and chunk.rgb is None:
                         zero_rgb += n
                     read += n
@@ -126,8 +126,7 @@ class LasReading:
                 return None
             self._rgb_8bit = rgb_8bit
         step = self.chunk_points
-        return [LasPiece(str(self.path), start, min(step, facts.point_count - start), facts.compressed,
-                         facts.point_format, facts.scales, facts.offsets, rgb_8bit)
+        return [LasPiece(str(self.path), start, min(step, facts.point_count - start), facts, rgb_8bit)
                 for start in range(0, facts.point_count, step)]
 
     def finish(self, stats: PointStats) -> None:
@@ -177,16 +176,13 @@ class LasPiece:
     path: str
     start: int
     count: int
-    compressed: bool
-    point_format: int
-    scales: tuple[float, float, float]
-    offsets: tuple[float, float, float]
+    facts: HeaderFacts
     rgb_8bit: bool | None
 
     def read(self) -> tuple[PointChunk, PointStats]:
         name = Path(self.path).name
         try:  # one thread per piece: pieces are decoded in parallel by worker processes
-            with laspy.open(self.path, laz_backend=laspy.LazBackend.Lazrs if self.compressed else None,
+            with laspy.open(self.path, laz_backend=laspy.LazBackend.Lazrs if self.facts.compressed else None,
                             decompression_selection=DECOMPRESSION_SELECTION) as reader:
                 if self.start:
                     reader.seek(self.start)
@@ -198,16 +194,15 @@ class LasPiece:
             raise TruncatedFileError(f"{name}: the file ends after {self.start + len(points):,} points, before the "
                                      f"{self.start + self.count:,} its header announces: it is truncated or the header lies",
                                      file=self.path, points_read=self.start + len(points))
-        chunk, _ = _to_chunk(points, self.scales, self.offsets, self.point_format, self.rgb_8bit)
+        chunk, _ = _to_chunk(points, self.facts, self.rgb_8bit)
         stats = PointStats()
         stats.add(chunk)
-        if self.point_format in RGB_FORMATS and chunk.rgb is None:
+        if self.facts.point_format in RGB_FORMATS and chunk.rgb is None:
             stats.zero_rgb = len(chunk)
         return chunk, stats
 
 
-def _to_chunk(points: laspy.ScaleAwarePointRecord, scales: tuple[float, float, float],
-              offsets: tuple[float, float, float], point_format: int, rgb_8bit: bool | None) -> tuple[PointChunk, int]:
+def _to_chunk(points: laspy.ScaleAwarePointRecord, facts: HeaderFacts, rgb_8bit: bool | None) -> tuple[PointChunk, int]:
     """The CIM chunk of laspy points, and the largest raw RGB value (0: no colour). RGB is
     reduced to 8 bits (``rgb_8bit``: the 16-bit fields hold 8-bit values; None: not decided
     yet, the chunk gets no colour)."""
@@ -215,11 +210,11 @@ def _to_chunk(points: laspy.ScaleAwarePointRecord, scales: tuple[float, float, f
     ixyz[:, 0], ixyz[:, 1], ixyz[:, 2] = points.X, points.Y, points.Z
     rgb = None
     top = 0
-    if point_format in RGB_FORMATS:
+    if facts.point_format in RGB_FORMATS:
         raw = np.empty((len(points), 3), np.uint16)
         raw[:, 0], raw[:, 1], raw[:, 2] = points.red, points.green, points.blue
         top = int(raw.max()) if len(raw) else 0
         if top > 0 and rgb_8bit is not None:
             rgb = (np.minimum(raw, 255) if rgb_8bit else raw >> 8).astype(np.uint8)
-    return PointChunk(ixyz, scales, offsets, np.asarray(points.intensity, np.uint16),
+    return PointChunk(ixyz, facts.scales, facts.offsets, np.asarray(points.intensity, np.uint16),
                       np.asarray(points.classification, np.uint8), np.asarray(points.return_number, np.uint8), rgb), top
