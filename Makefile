@@ -13,7 +13,7 @@ export CIM_DATA
 ## install: .venv with the `cim` command and the viewer's CesiumJS (npm registry)
 install: $(VENV)/.installed server/static/vendor/cesium/Cesium.js
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py converters/citygml/gml_scan.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"

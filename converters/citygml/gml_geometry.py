@@ -31,6 +31,11 @@ from cim.errors import ParseError
 from converters.citygml.namespaces import GML_NAMESPACES, XLINK_HREF, gml_tags, split_tag
 from converters.citygml.polygons import DIRECT, Array, IdPath, PolygonRecord, RefRecord
 
+try:  # the compiled scan of plain geometry (setup.py builds it; optional)
+    from converters.citygml.gml_scan import scan as compiled_scan
+except ImportError:  # pragma: no cover - an install without a C compiler
+    compiled_scan = None
+
 _EXTERIOR = gml_tags("exterior", "outerBoundaryIs")
 _INTERIOR = gml_tags("interior", "innerBoundaryIs")
 _LINEAR_RING = gml_tags("LinearRing")
@@ -64,6 +69,8 @@ class GeometryCollector:
         self.report = report
         self.srs_seen = srs_seen
         self.line_offset = line_offset  # lines of the file before the part being parsed
+        #: use the compiled scan (:mod:`gml_scan`) when it is built; False: the Python reader only
+        self.compiled = compiled_scan is not None
         self.records: list[PolygonRecord] = []
         self.refs: list[RefRecord] = []
         self.flat_rings = 0
@@ -100,7 +107,17 @@ class GeometryCollector:
         if href is not None:
             self._ref(href, False, (), prop)
             return
+        scan = compiled_scan if self.compiled else None
         for child in prop:
+            if scan is not None:
+                found = scan(child, self.records, PolygonRecord, bucket, stype, origin)
+                if found is not None:
+                    srs, line, refs, base = found
+                    if srs is not None:
+                        self.srs_seen(srs, line + self.line_offset)
+                    for href, line in refs:
+                        self._ref_at(href, False, base, max(line, 0) + self.line_offset)
+                    continue
             if not self._fast(child):
                 self._geometry(child, False, (), 3)
 
@@ -204,11 +221,13 @@ class GeometryCollector:
         entry[0](el, flip, path, dim, get(entry[1]))
 
     def _ref(self, href: str, flip: bool, path: IdPath, el: etree._Element) -> None:
+        self._ref_at(href, flip, path, (el.sourceline or 0) + self.line_offset)
+
+    def _ref_at(self, href: str, flip: bool, path: IdPath, line: int) -> None:
         if not href.startswith("#"):
             self.report.skip("xlink:href to another document (not resolved)")
             return
-        self.refs.append(RefRecord(self._bucket, href[1:].strip(), self._stype, flip, path, self._origin,
-                                   (el.sourceline or 0) + self.line_offset))
+        self.refs.append(RefRecord(self._bucket, href[1:].strip(), self._stype, flip, path, self._origin, line))
 
     def _polygon(self, el: etree._Element, flip: bool, path: IdPath, dim: int, gid: str | None) -> None:
         rings: list[Array] = []
