@@ -7,7 +7,7 @@ import shapely
 
 from cim import Mesh, SurfaceType
 from cim.errors import StoreError
-from cim.footprint import footprint_from_meshes, footprint_from_rings, ground_polygons
+from cim.footprint import footprint_from_meshes, footprint_from_rings, footprints_from_rings, ground_polygons
 from cim.triangulate import newell_normal, triangulate_polygon
 from tests.cim_helpers import box_mesh
 
@@ -136,6 +136,34 @@ def test_footprint_from_rings_leaves_out_degenerate_rings() -> None:
     assert fp is not None and fp.area == pytest.approx(200.0)
     bowtie = footprint_from_rings([[np.array([(0, 0, 0), (10, 10, 0), (10, 0, 0), (0, 10, 0)], float)]])
     assert bowtie is not None and bowtie.is_valid and bowtie.area == pytest.approx(50.0)
+
+
+def test_footprints_of_a_batch_equal_one_by_one() -> None:
+    """The batched builder gives exactly (WKB) what footprint_from_rings gives for each item."""
+    nan = _square(0, 0, 10)
+    nan[1, 0] = np.nan
+    inf = _square(0, 0, 10)
+    inf[2, 1] = np.inf
+    bowtie = np.array([(0, 0, 0), (10, 10, 0), (10, 0, 0), (0, 10, 0)], float)
+    unclosed = _square(5, 5, 4)[:-1]
+    items = [
+        [[_square(536000, 1777000, 20)]], [[unclosed]], [], [[np.zeros((2, 3))]], [[nan]], [[inf]], [[bowtie]],
+        [[np.array([(0, 0, 0), (1, 0, 0), (0, 0, 0)], float)]],          # two distinct vertices
+        [[np.array([(0, 0, 0), (5, 0, 0), (5, 0, 3), (0, 0, 3)], float)]],  # a wall: no plan area
+        [[np.array([(0, 0, 0), (1e-4, 0, 0), (0, 1e-4, 0)], float)]],    # below the minimum area
+        [[_square(0, 0, 10), _square(2, 2, 3, down=True)]],               # with a hole
+        [[_square(0, 0, 10)], [_square(5, 0, 10)]],                        # two polygons: a union
+        [[_square(-3, 7, 2, z=4.5, down=True)]],
+    ]
+    batch = footprints_from_rings(items)
+    assert len(batch) == len(items)
+    for item, got in zip(items, batch):
+        want = footprint_from_rings(item)
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got.geom_type == "MultiPolygon" and got.wkb == want.wkb
+    assert sum(g is not None for g in batch) == 6
+    assert footprints_from_rings([]) == []
 
 
 def test_ground_polygons_picks_ground_else_bottom_else_top() -> None:

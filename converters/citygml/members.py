@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cim.classes import SurfaceType
 from cim.feature import Feature, Source
-from cim.footprint import footprint_from_meshes, footprint_from_rings, ground_polygons
+from cim.footprint import footprint_from_meshes, footprints_from_rings, ground_polygons
 from cim.mesh import Mesh
 from converters.citygml import namespaces as ns
 from converters.citygml import safety
@@ -163,12 +163,23 @@ class MemberStream:
         by_bucket: dict[int, list[PolygonRecord]] = {}
         for it in batch.items:
             by_bucket.setdefault(it.bucket, []).append(it)
+        # footprints of the top-level features: what ingestion would derive, done here (in the workers)
+        footprints: dict[int, BaseGeometry | None] = {}
+        from_rings: list[int] = []
+        ring_inputs: list[list[Sequence[Array]]] = []
+        for draft in batch.drafts:
+            if draft.parent is None:
+                found = _footprint(draft, geometry, by_bucket)
+                if isinstance(found, list):
+                    from_rings.append(draft.index)
+                    ring_inputs.append(found)
+                else:
+                    footprints[draft.index] = found
+        footprints.update(zip(from_rings, footprints_from_rings(ring_inputs)))
         out: list[Feature] = []
         for draft in batch.drafts:
             geo = geometry[draft.index]
-            footprint = None
-            if draft.parent is None:  # what ingestion would derive, done here (in the workers)
-                footprint = _footprint(draft, geometry, by_bucket)
+            footprint = footprints.get(draft.index)
             if draft.derived_line:
                 if self.defer_derived_ids:
                     self.derived.append((self.emitted + len(out), draft.derived_line))
@@ -192,11 +203,11 @@ def finish_warnings(notes: Notes, derived_ids: int, flat_rings: int, file_stem: 
 
 
 def _footprint(draft: Draft, geometry: list[dict[int, Mesh]],
-               by_bucket: dict[int, list[PolygonRecord]]) -> BaseGeometry | None:
+               by_bucket: dict[int, list[PolygonRecord]]) -> BaseGeometry | list[Sequence[Array]] | None:
     """The footprint of a top-level feature: of its best-LOD geometry and, for a building (bridge,
-    tunnel) with parts, the union with all its parts'. Built from the polygons' rings
-    (:func:`cim.footprint.footprint_from_rings`), or from the meshes when some of that geometry
-    came pre-triangulated (TINs)."""
+    tunnel) with parts, the union with all its parts'. Built from the polygons' rings (returned as
+    the list of ground polygons for :func:`cim.footprint.footprints_from_rings`, which builds a
+    batch's at once), or from the meshes when some of that geometry came pre-triangulated (TINs)."""
     members = [draft]
     if draft.city_class in COMPOSITE_CLASSES and draft.children:
         part_class = COMPOSITE_CLASSES[draft.city_class]
@@ -226,7 +237,7 @@ def _footprint(draft: Draft, geometry: list[dict[int, Mesh]],
     if not meshes:
         return None
     if from_rings:
-        return footprint_from_rings(polygons)
+        return polygons
     if len(meshes) == 1:
         return footprint_from_meshes(meshes)
     grounds = {bool((m.surfaces == SurfaceType.GROUND).any()) for m in meshes}
