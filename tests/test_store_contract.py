@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import sqlite3
+
 import numpy as np
 import pyogrio
 import pytest
@@ -12,7 +14,7 @@ from shapely.geometry import box
 from cim import CityClass, Feature, Source
 from cim.errors import ConflictError, DatasetNotFoundError, EmptyInputError, JobNotFoundError, StoreError
 from cim.ingest import ingest
-from cim.store import SqliteStore, open_store
+from cim.store import SqliteStore, gpkg, open_store
 from tests.cim_helpers import FakeReading, box_mesh, district
 
 
@@ -119,6 +121,45 @@ def test_gdal_opens_the_store(store: SqliteStore) -> None:
     assert len(geometry) == 7
     names = list(meta["fields"])
     assert set(fields[names.index("feature_id")]) == {f"b{i}" for i in range(7)}
+
+
+def test_rtree_rows_and_triggers_after_imports(store: SqliteStore) -> None:
+    """The writer fills the footprints' R*Tree itself (the spec's insert trigger is dropped for
+    the transaction): the rows are what the trigger would write, the six triggers are back after
+    each commit and after a failed import, and GDAL's spatial filter finds the features."""
+    ingest(store, "d1", [FakeReading(district(12))])
+    ingest(store, "d2", [FakeReading(district(5, x0=537000.0))])
+    ingest(store, "d1", [FakeReading(district(9))])  # replaces d1: new fids after the old ones
+    with pytest.raises(ValueError):
+        ingest(store, "d2", [FakeReading(district(20), fail_after=15)])
+    conn = sqlite3.connect(store.path)
+    try:
+        gpkg.register_functions(conn)
+        triggers = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                               "AND tbl_name = 'footprints'")}
+        assert triggers == {f"rtree_footprints_geom_{n}" for n in
+                            ("insert", "update1", "update2", "update3", "update4", "delete")}
+        expected = conn.execute("SELECT fid, ST_MinX(geom), ST_MaxX(geom), ST_MinY(geom), ST_MaxY(geom) "
+                                "FROM footprints ORDER BY fid").fetchall()
+        rows = conn.execute("SELECT id, minx, maxx, miny, maxy FROM rtree_footprints_geom ORDER BY id").fetchall()
+        conn.execute("CREATE VIRTUAL TABLE temp.check_rtree USING rtree(id, minx, maxx, miny, maxy)")
+        conn.executemany("INSERT INTO temp.check_rtree VALUES (?,?,?,?,?)", expected)  # as the trigger writes them
+        assert len(rows) == len(expected) == 14
+        assert rows == conn.execute("SELECT * FROM temp.check_rtree ORDER BY id").fetchall()
+        fids = [r[0] for r in expected]
+        assert len(set(fids)) == len(fids) and min(fids) > 12  # d1's first fids were not reused
+        # the spec's trigger works again for other writers (GDAL, QGIS)
+        blob = conn.execute("SELECT geom FROM footprints LIMIT 1").fetchone()[0]
+        conn.execute("INSERT INTO footprints (geom, dataset, feature_id, class, feature_key) VALUES (?, 'x', 'x1', 'Building', -1)", (blob,))
+        fid = conn.execute("SELECT fid FROM footprints WHERE feature_id = 'x1'").fetchone()[0]
+        assert conn.execute("SELECT COUNT(*) FROM rtree_footprints_geom WHERE id = ?", (fid,)).fetchone()[0] == 1
+        conn.rollback()
+    finally:
+        conn.close()
+    w, s, e, n = next(f for f in store.footprints() if f.feature_id == "b0" and f.dataset == "d2").geometry.bounds
+    meta, fids, geometry, fields = pyogrio.raw.read(store.path, layer="footprints", bbox=(w - 1e-7, s - 1e-7, e + 1e-7, n + 1e-7))
+    names = list(meta["fields"])
+    assert list(fields[names.index("feature_id")]) == ["b0"] and list(fields[names.index("dataset")]) == ["d2"]
 
 
 def test_not_a_store_is_a_clear_error(tmp_path: Path) -> None:

@@ -17,14 +17,16 @@ _ENVELOPE_XY = 1
 _HEADER = struct.Struct("<2sBBi4d")
 
 
-def encode_geometry(geom: BaseGeometry | None, srs_id: int) -> bytes | None:
-    """Standard GeoPackage binary: header with an xy envelope, then little-endian WKB."""
+def encode_geometry(geom: BaseGeometry | None, srs_id: int,
+                    bounds: tuple[float, float, float, float] | None = None) -> bytes | None:
+    """Standard GeoPackage binary: header with an xy envelope, then little-endian WKB.
+    ``bounds`` (minx, miny, maxx, maxy), when the caller has them, saves computing them again."""
     if geom is None:
         return None
     if geom.is_empty:
         flags = 0b00010001  # empty, no envelope, little endian
         return struct.pack("<2sBBi", b"GP", 0, flags, srs_id) + shapely.to_wkb(geom, byte_order=1)
-    minx, miny, maxx, maxy = geom.bounds
+    minx, miny, maxx, maxy = bounds if bounds is not None else geom.bounds
     flags = (_ENVELOPE_XY << 1) | 1
     return _HEADER.pack(b"GP", 0, flags, srs_id, minx, maxx, miny, maxy) + shapely.to_wkb(geom, byte_order=1, output_dimension=2)
 
@@ -124,6 +126,19 @@ def create_rtree(conn: sqlite3.Connection, t: str, c: str) -> None:
     conn.execute(f'CREATE VIRTUAL TABLE IF NOT EXISTS "{r}" USING rtree(id, minx, maxx, miny, maxy)')
     conn.execute("INSERT OR IGNORE INTO gpkg_extensions VALUES (?, ?, 'gpkg_rtree_index', "
                  "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')", (t, c))
+    create_rtree_triggers(conn, t, c)
+
+
+def drop_rtree_insert_trigger(conn: sqlite3.Connection, t: str, c: str) -> None:
+    """For a bulk insert inside one transaction that writes the R*Tree rows itself (the trigger
+    calls five SQL functions per row); :func:`create_rtree_triggers` puts it back before the
+    commit, and a rollback restores it."""
+    conn.execute(f'DROP TRIGGER IF EXISTS "rtree_{t}_{c}_insert"')
+
+
+def create_rtree_triggers(conn: sqlite3.Connection, t: str, c: str) -> None:
+    """The six triggers of the spec (those that exist are kept)."""
+    r = f"rtree_{t}_{c}"
     env = f'ST_MinX(NEW."{c}"), ST_MaxX(NEW."{c}"), ST_MinY(NEW."{c}"), ST_MaxY(NEW."{c}")'
     triggers = {
         "insert": f'AFTER INSERT ON "{t}" WHEN (new."{c}" NOT NULL AND NOT ST_IsEmpty(NEW."{c}")) BEGIN '

@@ -274,6 +274,8 @@ class SqliteDatasetWriter:
         self._features: list[tuple[Any, ...]] = []
         self._geometry: list[tuple[Any, ...]] = []
         self._footprints: list[tuple[Any, ...]] = []
+        self._rtree: list[tuple[int, float, float, float, float]] = []
+        self._next_fid = 0
         self._class_counts: dict[str, int] = {}
         self._count = 0
         self._lonlat = [np.inf, np.inf, -np.inf, -np.inf]
@@ -288,6 +290,11 @@ class SqliteDatasetWriter:
         self._open = True
         _delete_rows(self._conn, self.name)
         self._next_key = (self._conn.execute("SELECT COALESCE(MAX(key), 0) FROM cim_features").fetchone()[0]) + 1
+        # footprint rows get their fid here and their R*Tree row from add() (no trigger per row)
+        self._next_fid = self._conn.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(fid) FROM footprints), 0), "
+            "COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'footprints'), 0))").fetchone()[0] + 1
+        gpkg.drop_rtree_insert_trigger(self._conn, FOOTPRINT_TABLE, "geom")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -313,18 +320,26 @@ class SqliteDatasetWriter:
         best = feature.best_lod()
         if best is not None:
             tri = feature.geometry[best].triangle_count
-        b = (*np.min(lows, axis=0).tolist(), *np.max(highs, axis=0).tolist()) if lows else (None,) * 6
+        if len(lows) == 1:
+            b = (*lows[0].tolist(), *highs[0].tolist())
+        else:
+            b = (*np.min(lows, axis=0).tolist(), *np.max(highs, axis=0).tolist()) if lows else (None,) * 6
         self._features.append((key, self.name, feature.id, feature.city_class.value, feature.parent, feature.name,
                                feature.source.file, feature.source.original_class,
                                json.dumps(feature.attributes, ensure_ascii=False), *b, tri))
         if footprint_lonlat is not None and not footprint_lonlat.is_empty:
             attrs = feature.attributes
+            bounds = footprint_lonlat.bounds
+            w, s, e, n = bounds
+            fid = self._next_fid
+            self._next_fid += 1
             self._footprints.append((
-                gpkg.encode_geometry(footprint_lonlat, 4326), self.name, feature.id, feature.city_class.value,
-                feature.name, height_range[0] if height_range else None, height_range[1] if height_range else None,
+                fid, gpkg.encode_geometry(footprint_lonlat, 4326, bounds), self.name, feature.id,
+                feature.city_class.value, feature.name, height_range[0] if height_range else None,
+                height_range[1] if height_range else None,
                 _float_or_none(attrs.get("measuredHeight")), _str_or_none(attrs.get("function")),
                 _str_or_none(attrs.get("usage")), feature.source.file, key))
-            w, s, e, n = footprint_lonlat.bounds
+            self._rtree.append((fid, w, e, s, n))
             self._lonlat = [min(self._lonlat[0], w), min(self._lonlat[1], s), max(self._lonlat[2], e), max(self._lonlat[3], n)]
         if height_range is not None:
             self._z = [min(self._z[0], height_range[0]), max(self._z[1], height_range[1])]
@@ -348,12 +363,14 @@ class SqliteDatasetWriter:
         c = self._conn
         c.executemany("INSERT INTO cim_features VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._features)
         c.executemany("INSERT INTO cim_geometry VALUES (?,?,?)", self._geometry)
-        c.executemany("INSERT INTO footprints (geom, dataset, feature_id, class, name, height_min, height_max, "
-                      "measured_height, function, usage, source_file, feature_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        c.executemany("INSERT INTO footprints (fid, geom, dataset, feature_id, class, name, height_min, height_max, "
+                      "measured_height, function, usage, source_file, feature_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       self._footprints)
+        c.executemany(f'INSERT INTO "rtree_{FOOTPRINT_TABLE}_geom" VALUES (?,?,?,?,?)', self._rtree)
         self._features.clear()
         self._geometry.clear()
         self._footprints.clear()
+        self._rtree.clear()
 
     def commit(self, frame_spec: dict[str, Any], *, sources: list[str], report: dict[str, Any]) -> DatasetInfo:
         if not self._open:
@@ -372,6 +389,7 @@ class SqliteDatasetWriter:
                       "max_x = MAX(COALESCE(max_x, ?), ?), max_y = MAX(COALESCE(max_y, ?), ?), "
                       "last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_name = ?",
                       (bbox[0], bbox[0], bbox[1], bbox[1], bbox[2], bbox[2], bbox[3], bbox[3], FOOTPRINT_TABLE))
+        gpkg.create_rtree_triggers(c, FOOTPRINT_TABLE, "geom")
         c.execute("COMMIT")
         self._open = False
         return self.store.get_dataset(self.name)
