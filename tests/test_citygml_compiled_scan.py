@@ -100,7 +100,7 @@ PLAIN = {
                            "</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>",
 }
 NOT_PLAIN = {
-    "2D posList": f'<gml:Polygon><gml:exterior><gml:LinearRing><gml:posList srsDimension="2">0 0 1 0 1 1 0 0'
+    "2D posList": '<gml:Polygon><gml:exterior><gml:LinearRing><gml:posList srsDimension="2">0 0 1 0 1 1 0 0'
                   "</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>",
     "count not a multiple of 3": "<gml:Polygon><gml:exterior><gml:LinearRing><gml:posList>0 0 1 0 1 1 0 0"
                                  "</gml:posList></gml:LinearRing></gml:exterior></gml:Polygon>",
