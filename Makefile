@@ -61,4 +61,4 @@ bench-ifc: install bench-deps
 	$(BIN)/python benchmarks/bench_ifc.py
 
 clean:
-	rm -rf $(VENV) .venv-peers server/static/vendor server/viewer/node_modules .pytest_cache build
+	rm -rf $(VENV) .venv-peers server/static/vendor server/viewer/node_modules .pytest_cache build converters/citygml/gml_scan.c converters/citygml/gml_scan.*.so
