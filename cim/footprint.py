@@ -125,36 +125,20 @@ def footprints_from_rings(batch: Sequence[Sequence[Sequence[npt.NDArray[np.float
     polygon without holes (most buildings: one ground surface) are built and checked with one
     shapely call per step for the whole batch, the others one by one."""
     out: list[MultiPolygon | None] = [None] * len(batch)
-    single = [i for i, polygons in enumerate(batch) if len(polygons) == 1 and len(polygons[0]) == 1]
-    for i in (set(range(len(batch))) - set(single)) if len(single) < len(batch) else ():
-        out[i] = footprint_from_rings(batch[i])
+    single: list[int] = []
+    for i, polygons in enumerate(batch):
+        if len(polygons) == 1 and len(polygons[0]) == 1:
+            if _usable(polygons[0][0]):
+                single.append(i)
+        else:
+            out[i] = footprint_from_rings(polygons)
     if not single:
         return out
-    rings = [batch[i][0][0] for i in single]
+    rings = [batch[i][0][0][:, :2] for i in single]
     counts = np.fromiter((len(r) for r in rings), np.int64, len(rings))
-    ok = counts >= 3
-    if not ok.all():  # fewer than three vertices: not usable
-        single = [i for i, k in zip(single, ok.tolist()) if k]
-        rings = [r for r, k in zip(rings, ok.tolist()) if k]
-        counts = counts[ok]
-        if not single:
-            return out
-    xyz = np.concatenate(rings)
-    starts = np.cumsum(counts) - counts
-    last = starts + counts - 1
-    closed = (xyz[starts] == xyz[last]).all(axis=1)
-    finite = np.logical_and.reduceat(np.isfinite(xyz).all(axis=1), starts)
-    usable = finite & (counts - closed >= 3)
-    if not usable.all():
-        keep = np.repeat(usable, counts)
-        single = [i for i, k in zip(single, usable.tolist()) if k]
-        xyz, counts = xyz[keep], counts[usable]
-        if not single:
-            return out
-    shapes = shapely.polygons(shapely.linearrings(xyz[:, :2], indices=np.repeat(np.arange(len(single)), counts)))
+    shapes = shapely.polygons(shapely.linearrings(np.concatenate(rings), indices=np.repeat(np.arange(len(rings)), counts)))
     valid = shapely.is_valid(shapes)
-    areas = shapely.area(shapes)
-    plain = valid & (areas > _MIN_AREA)
+    plain = valid & (shapely.area(shapes) > _MIN_AREA)
     multis = shapely.multipolygons(shapes[plain], indices=np.arange(int(plain.sum())))
     for i, m in zip(np.asarray(single)[plain].tolist(), multis):
         out[i] = m

@@ -69,8 +69,6 @@ class GeometryCollector:
         self.report = report
         self.srs_seen = srs_seen
         self.line_offset = line_offset  # lines of the file before the part being parsed
-        #: use the compiled scan (:mod:`gml_scan`) when it is built; False: the Python reader only
-        self.compiled = compiled_scan is not None
         self.records: list[PolygonRecord] = []
         self.refs: list[RefRecord] = []
         self.flat_rings = 0
@@ -107,7 +105,7 @@ class GeometryCollector:
         if href is not None:
             self._ref(href, False, (), prop)
             return
-        scan = compiled_scan if self.compiled else None
+        scan = compiled_scan  # the compiled scan (:mod:`gml_scan`) when it is built
         for child in prop:
             if scan is not None:
                 found = scan(child, self.records, PolygonRecord, bucket, stype, origin)
