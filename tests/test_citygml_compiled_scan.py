@@ -1,6 +1,6 @@
-"""The compiled scan of plain GML geometry (converters/citygml/gml_scan.pyx) against the Python
-reader, which is the reference: same features, same reports, and a decline (None, nothing added)
-for anything that is not plain."""
+"""The compiled scan of plain GML geometry and walk of city objects (converters/citygml/gml_scan.pyx)
+against the Python reader, which is the reference: same features, same reports, and a decline
+(None, nothing added) for geometry that is not plain."""
 from __future__ import annotations
 
 import textwrap
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+import converters.citygml.city_object as city_object
 import converters.citygml.gml_geometry as gml_geometry
 from cim.conversion import ConversionReport
 from cim.errors import ParseError
@@ -33,12 +34,14 @@ def test_the_compiled_scan_is_built() -> None:
     from converters.citygml import gml_scan  # noqa: F401  (ImportError: no C compiler or Python headers at install)
 
     assert gml_geometry.compiled_scan is not None
+    assert city_object.compiled_walk is not None
 
 
 def _read(path: Path, compiled: bool, monkeypatch: pytest.MonkeyPatch, frame: object = None) -> tuple[list[Feature], dict]:
     with monkeypatch.context() as m:
         if not compiled:
             m.setattr(gml_geometry, "compiled_scan", None)
+            m.setattr(city_object, "compiled_walk", None)
         reading = CityGmlReading(path, ConvertOptions(frame=frame), workers=1)  # type: ignore[arg-type]
         features = list(reading.features())
         return features, reading.report.to_dict()
@@ -206,3 +209,110 @@ def test_a_bad_number_is_the_same_error(tmp_path: Path, monkeypatch: pytest.Monk
             _read(path, compiled, monkeypatch)
         messages.append(str(error.value))
     assert messages[0] == messages[1] and "line 5" in messages[0] and "not numbers" in messages[0]
+
+
+#: city object properties of every shape the walk reads natively or hands to the Python walker
+PROPERTIES = """
+<gml:name>First &amp; only</gml:name><gml:name>second name (not kept)</gml:name>
+<gml:description> described </gml:description>
+<gml:boundedBy><gml:Envelope srsName="EPSG:32649" srsDimension="3"><gml:lowerCorner>0 0 0</gml:lowerCorner>
+  <gml:upperCorner>9 9 9</gml:upperCorner></gml:Envelope></gml:boundedBy>
+<gen:stringAttribute name="s"><gen:value> text </gen:value></gen:stringAttribute>
+<gen:stringAttribute name="s"><gen:value>again</gen:value></gen:stringAttribute>
+<gen:stringAttribute><gen:value>no name</gen:value></gen:stringAttribute>
+<gen:stringAttribute name="empty"><gen:value>  </gen:value></gen:stringAttribute>
+<gen:stringAttribute name="novalue"/>
+<gen:stringAttribute name="two"><gen:value>first</gen:value><gen:value>second</gen:value></gen:stringAttribute>
+<gen:intAttribute name="i"><gen:value>12</gen:value></gen:intAttribute>
+<gen:intAttribute name="i_float"><gen:value>12.0</gen:value></gen:intAttribute>
+<gen:intAttribute name="i_bad"><gen:value>12a</gen:value></gen:intAttribute>
+<gen:doubleAttribute name="d"><gen:value>1e3</gen:value></gen:doubleAttribute>
+<gen:doubleAttribute name="d_bad"><gen:value>n/a</gen:value></gen:doubleAttribute>
+<gen:dateAttribute name="date"><gen:value>2024-01-02</gen:value></gen:dateAttribute>
+<gen:uriAttribute name="uri"><gen:value>https://example.org/x</gen:value></gen:uriAttribute>
+<gen:measureAttribute name="m"><gen:value uom="ft">10</gen:value></gen:measureAttribute>
+<gen:genericAttributeSet name="set"><gen:intAttribute name="k"><gen:value>3</gen:value></gen:intAttribute>
+  </gen:genericAttributeSet>
+<bldg:function>office</bldg:function><bldg:function>shop</bldg:function>
+<bldg:class codeSpace="x"> 1000 </bldg:class>
+<bldg:usage xlink:href="#usage-code"/>
+<bldg:yearOfConstruction>2001.0</bldg:yearOfConstruction>
+<bldg:storeysAboveGround>many</bldg:storeysAboveGround>
+<bldg:measuredHeight uom="#m">12.5</bldg:measuredHeight>
+<bldg:storeyHeightsAboveGround uom="ft">3 3.5</bldg:storeyHeightsAboveGround>
+<bldg:roofType>true</bldg:roofType>
+<bldg:externalReference><informationSystem>https://example.org</informationSystem><externalObject>
+  <name>obj-1</name></externalObject></bldg:externalReference>
+<bldg:address><Address><xalAddress><xAL:AddressDetails><xAL:Country><xAL:CountryName>Vietnam</xAL:CountryName>
+  <xAL:Locality Type="City"><xAL:LocalityName>Da Nang</xAL:LocalityName></xAL:Locality></xAL:Country>
+  </xAL:AddressDetails></xalAddress></Address></bldg:address>
+<bldg:lod1MultiCurve><gml:MultiCurve><gml:curveMember><gml:LineString><gml:posList>0 0 0 1 1 1</gml:posList>
+  </gml:LineString></gml:curveMember></gml:MultiCurve></bldg:lod1MultiCurve>
+<bldg:lod0FootPrint><gml:MultiSurface><gml:surfaceMember>POLY_FOOT</gml:surfaceMember></gml:MultiSurface>
+  </bldg:lod0FootPrint>
+<bldg:lod2MultiSurface xlink:href="#ID-wall"/>
+<bldg:lod2Solid><gml:Solid><gml:exterior><gml:CompositeSurface><gml:surfaceMember xlink:href="#ID-roof"/>
+  <gml:surfaceMember xlink:href="#ID-wall"/></gml:CompositeSurface></gml:exterior></gml:Solid></bldg:lod2Solid>
+<bldg:lod2ImplicitRepresentation><ImplicitGeometry/></bldg:lod2ImplicitRepresentation>
+<bldg:boundedBy><bldg:RoofSurface gml:id="ID-roofsurface"><bldg:lod2MultiSurface><gml:MultiSurface>
+  <gml:surfaceMember>POLY_ROOF</gml:surfaceMember></gml:MultiSurface></bldg:lod2MultiSurface>
+  <bldg:lod3ImplicitRepresentation/></bldg:RoofSurface></bldg:boundedBy>
+<bldg:boundedBy><bldg:WallSurface><bldg:lod2MultiSurface><gml:MultiSurface><gml:surfaceMember>POLY_WALL
+  </gml:surfaceMember></gml:MultiSurface></bldg:lod2MultiSurface>
+  <bldg:opening><bldg:Window gml:id="ID-win"><bldg:lod3MultiSurface><gml:MultiSurface><gml:surfaceMember>POLY_WIN
+  </gml:surfaceMember></gml:MultiSurface></bldg:lod3MultiSurface></bldg:Window></bldg:opening>
+  <bldg:opening><bldg:Door><gml:name>door without id</gml:name></bldg:Door></bldg:opening>
+  <bldg:opening xlink:href="#elsewhere"/></bldg:WallSurface></bldg:boundedBy>
+<bldg:boundedBy><bldg:OuterFloorSurface><bldg:lod2MultiSurface><gml:MultiSurface><gml:surfaceMember>POLY_FLOOR
+  </gml:surfaceMember></gml:MultiSurface></bldg:lod2MultiSurface></bldg:OuterFloorSurface></bldg:boundedBy>
+<bldg:boundedBy><bldg:Mystery/></bldg:boundedBy>
+<bldg:boundedBy><gml:Point/></bldg:boundedBy>
+<bldg:outerBuildingInstallation><bldg:BuildingInstallation gml:id="ID-inst"><bldg:function>antenna</bldg:function>
+  </bldg:BuildingInstallation></bldg:outerBuildingInstallation>
+<bldg:consistsOfBuildingPart><bldg:BuildingPart gml:id="ID-part"><bldg:measuredHeight uom="furlong">1
+  </bldg:measuredHeight><bldg:lod1Solid><gml:Solid><gml:exterior><gml:CompositeSurface><gml:surfaceMember>POLY_PART
+  </gml:surfaceMember></gml:CompositeSurface></gml:exterior></gml:Solid></bldg:lod1Solid>
+  <bldg:consistsOfBuildingPart><bldg:BuildingPart><bldg:function>nested part without id</bldg:function>
+  </bldg:BuildingPart></bldg:consistsOfBuildingPart></bldg:BuildingPart></bldg:consistsOfBuildingPart>
+<bldg:consistsOfBuildingPart xlink:href="#remote-part"/>
+<bldg:interiorRoom><bldg:Room gml:id="ID-room"><bldg:lod4MultiSurface><gml:MultiSurface><gml:surfaceMember>
+  POLY_ROOM</gml:surfaceMember></gml:MultiSurface></bldg:lod4MultiSurface></bldg:Room></bldg:interiorRoom>
+<bldg:FancyAdeProperty><bldg:FancyAdeThing gml:id="ID-ade"><bldg:function>unknown class</bldg:function>
+  </bldg:FancyAdeThing></bldg:FancyAdeProperty>
+<app:appearance xmlns:app="http://www.opengis.net/citygml/appearance/2.0"><app:Appearance/></app:appearance>
+"""
+
+
+def test_city_objects_of_every_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind of property, child feature and thematic surface the walk reads natively or hands
+    over (ids missing, unknown classes, measures, sets, addresses, references ...): the same
+    features, attributes (in the same order) and report either way."""
+    polys = {"POLY_FOOT": (0, 0, 9), "POLY_ROOF": (0, 0, 9), "POLY_WALL": (0, 0, 9), "POLY_WIN": (1, 1, 1),
+             "POLY_FLOOR": (2, 2, 2), "POLY_PART": (10, 0, 5), "POLY_ROOM": (1, 1, 3)}
+    members = []
+    for i in range(3):
+        xml = PROPERTIES.replace("ID-", f"b{i}-")
+        for key, (x, y, s) in polys.items():
+            xml = xml.replace(key, _poly(f"b{i}-{key.lower()[5:]}", x + 20 * i, y, s, holes=int(key == "POLY_ROOF")))
+        gid = f' gml:id="b{i}"' if i != 1 else ""  # the second building has no gml:id
+        members.append(f"<cityObjectMember><bldg:Building{gid}>{xml}</bldg:Building></cityObjectMember>")
+    members.append('<cityObjectMember><bldg:FancyAdeBuilding gml:id="ade"><gml:name>ade</gml:name>'
+                   "</bldg:FancyAdeBuilding></cityObjectMember>")
+    path = tmp_path / "objects.gml"
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n'
+                    f'<CityModel {NS} xmlns:xAL="urn:oasis:names:tc:ciq:xsdschema:xAL:2.0">\n'
+                    + "\n".join(members) + "\n</CityModel>\n", encoding="utf-8")
+    features = _same(path, monkeypatch)
+    by_id = {f.id: f for f in features}
+    b0 = by_id["b0"]
+    assert b0.name == "First & only"
+    assert b0.attributes["s"] == "text; again" and b0.attributes["i"] == 12 and b0.attributes["d"] == 1000.0
+    assert b0.attributes["i_bad"] == "12a" and b0.attributes["function"] == "office; shop"
+    assert b0.attributes["usage"] == "#usage-code" and b0.attributes["measuredHeight"] == 12.5
+    assert b0.attributes["yearOfConstruction"] == 2001 and b0.attributes["roofType"] is True
+    assert b0.attributes["address.country"] == "Vietnam" and b0.attributes["set.k"] == 3
+    assert b0.attributes["two"] == "first"
+    assert {f.city_class.value for f in features} >= {"Building", "BuildingPart", "Window", "Door",
+                                                      "BuildingInstallation", "BuildingRoom", "GenericCityObject"}
+    assert sum(1 for f in features if f.id.startswith("objects:")) >= 3  # derived ids
+    assert b0.geometry and by_id["b0-win"].geometry and by_id["b0-part"].geometry

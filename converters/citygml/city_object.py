@@ -25,6 +25,11 @@ from converters.citygml.polygons import DIRECT, OPENING, SEMANTIC, PolygonRecord
 from converters.citygml.srs import SrsTracker
 from converters.citygml.xlinks import SeenPolygons, resolve_member
 
+try:  # the compiled walk of city objects (setup.py builds it with the geometry scan; optional)
+    from converters.citygml.gml_scan import walk as compiled_walk
+except ImportError:  # pragma: no cover - an install without a C compiler
+    compiled_walk = None
+
 _ID311, _ID32 = GML_ID
 
 
@@ -82,7 +87,10 @@ class CityObjectWalker:
         self._drafts = []
         self._first_index = first_index
         self.geometry.reset()
-        self._object(el, kind, None)
+        if compiled_walk is not None:
+            compiled_walk(self, el, kind, Draft)
+        else:
+            self._object(el, kind, None)
         items = resolve_member(self.geometry.records, self.geometry.refs, self.seen, self.notes)
         return CityObject(self._drafts, items)
 
@@ -115,59 +123,65 @@ class CityObjectWalker:
         owner as ``draft`` and a scratch dict as ``attrs`` (its attributes are not kept)."""
         tins: list[etree._Element] = []
         for prop in el:
-            tag = prop.tag
-            if not isinstance(tag, str):
-                continue
-            r = property_role(tag)
-            role = r.role
-            if role == Role.GEOMETRY:
-                self.geometry.collect(prop, draft.index * 8 + r.lod, int(r.surface) if r.surface else stype, origin)
-            elif role == Role.BOUNDARY or role == Role.OPENING:
-                for child in prop:
-                    self._value(child, draft)
-            elif role == Role.OTHER:
-                if len(prop) == 0:
-                    self.attrs.simple(prop, r.local, attrs)
-                else:
-                    first = prop[0]
-                    if element_kind(first.tag, first.prefix).kind in (Kind.DATA, Kind.GML, Kind.OTHER):
-                        self.attrs.flatten(prop, r.local, attrs)
-                    else:
-                        for child in prop:
-                            self._value(child, draft)
-            elif role == Role.NAME:
-                if draft.name is None and attrs is draft.attributes and prop.text and prop.text.strip():
-                    draft.name = prop.text.strip()
-            elif role == Role.GENERIC:
-                self.attrs.generic(prop, attrs)
-            elif role == Role.DESCRIPTION:
-                if prop.text and prop.text.strip():
-                    attrs["description"] = prop.text.strip()
-            elif role == Role.ENVELOPE:
-                for env in prop:
-                    if env.tag in GML_ENVELOPE and env.get("srsName"):
-                        self.srs.seen(env.get("srsName", ""), f"line {self._line(env)}")
-            elif role == Role.ADDRESS:
-                self.attrs.address(prop, attrs)
-            elif role == Role.HEIGHT:
-                self.attrs.height(prop, attrs)
-            elif role == Role.EXTERNAL_REFERENCE:
-                self.attrs.flatten(prop, r.local, attrs)
-            elif role == Role.RELIEF_LOD:
-                try:
-                    draft.relief_lod = min(4, max(0, int((prop.text or "").strip())))
-                except ValueError:  # the relief keeps its default LOD; the report says why
-                    self._skip_once(f"unreadable {r.local} value '{(prop.text or '').strip()[:20]}'")
-            elif role == Role.TIN:
-                tins.append(prop)
-            elif role == Role.IMPLICIT:
-                self._skip_once(f"implicit geometry ({r.local}, not supported)")
-            elif role == Role.APPEARANCE:
-                self._skip_once("appearances (textures and materials, not supported)")
-            elif role == Role.IGNORED_GEOMETRY:
-                self.report.skip("curve and point geometry (ignored)")
+            if isinstance(prop.tag, str):
+                self._property(prop, draft, origin, stype, attrs, tins)
+        self._tins(tins, draft, origin)
+
+    def _tins(self, tins: list[etree._Element], draft: Draft, origin: int) -> None:
         for tin in tins:
             self.geometry.collect(tin, draft.index * 8 + draft.relief_lod, int(SurfaceType.TERRAIN), origin)
+
+    def _property(self, prop: etree._Element, draft: Draft, origin: int, stype: int,
+                  attrs: dict[str, AttributeValue], tins: list[etree._Element]) -> None:
+        """One property of a feature (``tins`` collects TIN geometry, read after the relief's LOD)."""
+        r = property_role(prop.tag)
+        role = r.role
+        if role == Role.GEOMETRY:
+            self.geometry.collect(prop, draft.index * 8 + r.lod, int(r.surface) if r.surface else stype, origin)
+        elif role == Role.BOUNDARY or role == Role.OPENING:
+            for child in prop:
+                self._value(child, draft)
+        elif role == Role.OTHER:
+            if len(prop) == 0:
+                self.attrs.simple(prop, r.local, attrs)
+            else:
+                first = prop[0]
+                if element_kind(first.tag, first.prefix).kind in (Kind.DATA, Kind.GML, Kind.OTHER):
+                    self.attrs.flatten(prop, r.local, attrs)
+                else:
+                    for child in prop:
+                        self._value(child, draft)
+        elif role == Role.NAME:
+            if draft.name is None and attrs is draft.attributes and prop.text and prop.text.strip():
+                draft.name = prop.text.strip()
+        elif role == Role.GENERIC:
+            self.attrs.generic(prop, attrs)
+        elif role == Role.DESCRIPTION:
+            if prop.text and prop.text.strip():
+                attrs["description"] = prop.text.strip()
+        elif role == Role.ENVELOPE:
+            for env in prop:
+                if env.tag in GML_ENVELOPE and env.get("srsName"):
+                    self.srs.seen(env.get("srsName", ""), f"line {self._line(env)}")
+        elif role == Role.ADDRESS:
+            self.attrs.address(prop, attrs)
+        elif role == Role.HEIGHT:
+            self.attrs.height(prop, attrs)
+        elif role == Role.EXTERNAL_REFERENCE:
+            self.attrs.flatten(prop, r.local, attrs)
+        elif role == Role.RELIEF_LOD:
+            try:
+                draft.relief_lod = min(4, max(0, int((prop.text or "").strip())))
+            except ValueError:  # the relief keeps its default LOD; the report says why
+                self._skip_once(f"unreadable {r.local} value '{(prop.text or '').strip()[:20]}'")
+        elif role == Role.TIN:
+            tins.append(prop)
+        elif role == Role.IMPLICIT:
+            self._skip_once(f"implicit geometry ({r.local}, not supported)")
+        elif role == Role.APPEARANCE:
+            self._skip_once("appearances (textures and materials, not supported)")
+        elif role == Role.IGNORED_GEOMETRY:
+            self.report.skip("curve and point geometry (ignored)")
 
     def _value(self, el: etree._Element, owner: Draft) -> None:
         """An element held by a property of ``owner``: a child feature, a thematic surface or a
