@@ -84,8 +84,7 @@ class _Batcher:
             converted = _to_lonlat(frame, [footprints[i] for i in idx])
             for i, g in zip(idx, converted):
                 footprints[i] = g
-        for f, fp, h in zip(batch, footprints, heights):
-            self.writer.add(f, fp, h)
+        self.writer.add_many(batch, footprints, heights)
         self.features = rest
         self.group_start = 0
         self.groups = []

@@ -69,7 +69,7 @@ class Mesh:
     # --- binary form --------------------------------------------------------------------
     def to_bytes(self) -> bytes:
         n, m = len(self.vertices), len(self.triangles)
-        origin = self.vertices.min(axis=0) if n else np.zeros(3)
+        origin = self.bounds()[0] if n else np.zeros(3)
         index_type = np.uint16 if n <= 0xFFFF else np.uint32
         rel = (self.vertices - origin).astype(np.float32)
         return b"".join((

@@ -162,6 +162,24 @@ def test_rtree_rows_and_triggers_after_imports(store: SqliteStore) -> None:
     assert list(fields[names.index("feature_id")]) == ["b0"] and list(fields[names.index("dataset")]) == ["d2"]
 
 
+def test_batch_encoding_of_footprints_matches_one_by_one() -> None:
+    """The writer encodes a batch's footprints together; the blobs and bounds are those of
+    encode_geometry one by one (None and empty geometries give no blob)."""
+    from shapely.geometry import MultiPolygon, Polygon
+
+    holed = Polygon([(0, 0), (4, 0), (4, 4), (0, 4)], [[(1, 1), (2, 1), (2, 2), (1, 2)]])
+    geoms = [box(106.1, 16.0, 106.2, 16.1), None, Polygon(), holed,
+             MultiPolygon([box(0, 0, 1, 1), box(2, 2, 3, 3)]), Polygon([(0, 0, 5), (1, 0, 5), (1, 1, 6)])]
+    blobs, bounds = gpkg.encode_geometries(geoms, 4326)
+    for g, blob, b in zip(geoms, blobs, bounds.tolist()):
+        if g is None or g.is_empty:
+            assert blob is None
+        else:
+            assert blob == gpkg.encode_geometry(g, 4326)
+            assert tuple(b) == g.bounds
+            assert gpkg.decode_geometry(blob).equals(g)
+
+
 def test_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gpkg"
     bad.write_bytes(b"this is not sqlite" * 100)

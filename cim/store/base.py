@@ -2,7 +2,7 @@
 by PostGIS. Contract tests in ``tests/test_store_contract.py`` run against every implementation."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -103,6 +103,11 @@ class DatasetWriter(Protocol):
 
     def add(self, feature: Feature, footprint_lonlat: BaseGeometry | None,
             height_range: tuple[float, float] | None) -> None: ...
+
+    def add_many(self, features: Sequence[Feature], footprints_lonlat: Sequence[BaseGeometry | None],
+                 height_ranges: Sequence[tuple[float, float] | None]) -> None:
+        """:meth:`add` for a batch (the same rows, with the footprints encoded together)."""
+        ...
 
     def add_point_block(self, block: bytes, points: int) -> None:
         """Append an encoded block of points (:mod:`cim.points`) to a point-cloud dataset."""

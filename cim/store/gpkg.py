@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+from collections.abc import Sequence
 
+import numpy as np
+import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -29,6 +32,23 @@ def encode_geometry(geom: BaseGeometry | None, srs_id: int,
     minx, miny, maxx, maxy = bounds if bounds is not None else geom.bounds
     flags = (_ENVELOPE_XY << 1) | 1
     return _HEADER.pack(b"GP", 0, flags, srs_id, minx, maxx, miny, maxy) + shapely.to_wkb(geom, byte_order=1, output_dimension=2)
+
+
+def encode_geometries(geoms: Sequence[BaseGeometry | None], srs_id: int
+                      ) -> tuple[list[bytes | None], npt.NDArray[np.float64]]:
+    """:func:`encode_geometry` for many geometries with one shapely call per step; returns the
+    blobs (None for None or empty geometries) and their bounds (n, 4: minx, miny, maxx, maxy)."""
+    arr = np.empty(len(geoms), dtype=object)
+    arr[:] = geoms
+    bounds = shapely.bounds(arr)
+    wkbs = shapely.to_wkb(arr, byte_order=1, output_dimension=2)
+    empty = shapely.is_empty(arr)
+    flags = (_ENVELOPE_XY << 1) | 1
+    pack = _HEADER.pack
+    blobs: list[bytes | None] = [
+        None if wkb is None or e else pack(b"GP", 0, flags, srs_id, b[0], b[2], b[1], b[3]) + wkb
+        for wkb, e, b in zip(wkbs.tolist(), empty.tolist(), bounds.tolist())]
+    return blobs, bounds
 
 
 def _envelope_size(flags: int) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -304,50 +304,68 @@ class SqliteDatasetWriter:
 
     def add(self, feature: Feature, footprint_lonlat: BaseGeometry | None,
             height_range: tuple[float, float] | None) -> None:
-        if feature.id in self._ids:
-            raise StoreError(f"duplicate feature id '{feature.id}' in dataset '{self.name}'", feature=feature.id)
-        self._ids.add(feature.id)
-        key = self._next_key
-        self._next_key += 1
-        lows, highs, tri = [], [], 0
-        for lod, mesh in feature.geometry.items():
-            if mesh.is_empty:
-                continue
-            lo, hi = mesh.bounds()
-            lows.append(lo)
-            highs.append(hi)
-            self._geometry.append((key, int(lod), mesh.to_bytes()))
-        best = feature.best_lod()
-        if best is not None:
-            tri = feature.geometry[best].triangle_count
-        if len(lows) == 1:
-            b = (*lows[0].tolist(), *highs[0].tolist())
-        else:
-            b = (*np.min(lows, axis=0).tolist(), *np.max(highs, axis=0).tolist()) if lows else (None,) * 6
-        self._features.append((key, self.name, feature.id, feature.city_class.value, feature.parent, feature.name,
-                               feature.source.file, feature.source.original_class,
-                               json.dumps(feature.attributes, ensure_ascii=False), *b, tri))
-        if footprint_lonlat is not None and not footprint_lonlat.is_empty:
-            attrs = feature.attributes
-            bounds = footprint_lonlat.bounds
-            w, s, e, n = bounds
-            fid = self._next_fid
-            self._next_fid += 1
-            self._footprints.append((
-                fid, gpkg.encode_geometry(footprint_lonlat, 4326, bounds), self.name, feature.id,
-                feature.city_class.value, feature.name, height_range[0] if height_range else None,
-                height_range[1] if height_range else None,
-                _float_or_none(attrs.get("measuredHeight")), _str_or_none(attrs.get("function")),
-                _str_or_none(attrs.get("usage")), feature.source.file, key))
-            self._rtree.append((fid, w, e, s, n))
-            self._lonlat = [min(self._lonlat[0], w), min(self._lonlat[1], s), max(self._lonlat[2], e), max(self._lonlat[3], n)]
-        if height_range is not None:
-            self._z = [min(self._z[0], height_range[0]), max(self._z[1], height_range[1])]
-        cls = feature.city_class.value
-        self._class_counts[cls] = self._class_counts.get(cls, 0) + 1
-        self._count += 1
-        if len(self._features) >= self.BATCH:
-            self._flush()
+        self.add_many([feature], [footprint_lonlat], [height_range])
+
+    def add_many(self, features: Sequence[Feature], footprints_lonlat: Sequence[BaseGeometry | None],
+                 height_ranges: Sequence[tuple[float, float] | None]) -> None:
+        blobs, bounds = gpkg.encode_geometries(footprints_lonlat, 4326)
+        ids, name, geometry, rows, class_counts = self._ids, self.name, self._geometry, self._features, self._class_counts
+        for feature, blob, fb, height_range in zip(features, blobs, bounds.tolist(), height_ranges):
+            fid_ = feature.id
+            if fid_ in ids:
+                raise StoreError(f"duplicate feature id '{fid_}' in dataset '{name}'", feature=fid_)
+            ids.add(fid_)
+            key = self._next_key
+            self._next_key += 1
+            lows, highs = [], []
+            best, tri = -1, 0
+            for lod, mesh in feature.geometry.items():
+                m = len(mesh.triangles)
+                if m == 0:
+                    continue
+                lo, hi = mesh.bounds()
+                lows.append(lo)
+                highs.append(hi)
+                geometry.append((key, int(lod), mesh.to_bytes()))
+                if lod > best:
+                    best, tri = lod, m
+            if len(lows) == 1:
+                b = (*lows[0].tolist(), *highs[0].tolist())
+            else:
+                b = (*np.min(lows, axis=0).tolist(), *np.max(highs, axis=0).tolist()) if lows else (None,) * 6
+            cls = feature.city_class.value
+            rows.append((key, name, fid_, cls, feature.parent, feature.name, feature.source.file,
+                         feature.source.original_class, json.dumps(feature.attributes, ensure_ascii=False), *b, tri))
+            if blob is not None:
+                attrs = feature.attributes
+                w, s, e, n = fb
+                fid = self._next_fid
+                self._next_fid += 1
+                self._footprints.append((
+                    fid, blob, name, fid_, cls, feature.name, height_range[0] if height_range else None,
+                    height_range[1] if height_range else None,
+                    _float_or_none(attrs.get("measuredHeight")), _str_or_none(attrs.get("function")),
+                    _str_or_none(attrs.get("usage")), feature.source.file, key))
+                self._rtree.append((fid, w, e, s, n))
+                ll = self._lonlat
+                if w < ll[0]:
+                    ll[0] = w
+                if s < ll[1]:
+                    ll[1] = s
+                if e > ll[2]:
+                    ll[2] = e
+                if n > ll[3]:
+                    ll[3] = n
+            if height_range is not None:
+                z = self._z
+                if height_range[0] < z[0]:
+                    z[0] = height_range[0]
+                if height_range[1] > z[1]:
+                    z[1] = height_range[1]
+            class_counts[cls] = class_counts.get(cls, 0) + 1
+            self._count += 1
+            if len(rows) >= self.BATCH:
+                self._flush()
 
     def add_point_block(self, block: bytes, points: int) -> None:
         """Append one encoded point block (:func:`cim.points.encode_block`) to the dataset."""
