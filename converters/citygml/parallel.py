@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from cim import feature_batch
 from cim.conversion import ConversionReport
 from cim.errors import ParseError
 from cim.feature import Feature
@@ -59,6 +60,16 @@ class ChunkResult:
     flat_rings: int = 0
     objects: int = 0
     not_well_formed: bool = False
+
+    # sent back from the worker as one packed batch (cim.feature_batch), not feature by feature
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["features"] = feature_batch.pack(self.features)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        state["features"] = feature_batch.unpack(state["features"])  # type: ignore[arg-type]
+        self.__dict__.update(state)
 
 
 def read_chunk(path: Path, lay: Layout, chunk: Chunk) -> ChunkResult:
