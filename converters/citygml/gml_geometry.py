@@ -110,14 +110,22 @@ class GeometryCollector:
             if scan is not None:
                 found = scan(child, self.records, PolygonRecord, bucket, stype, origin)
                 if found is not None:
-                    srs, line, refs, base = found
-                    if srs is not None:
-                        self.srs_seen(srs, line + self.line_offset)
-                    for href, line in refs:
-                        self._ref_at(href, False, base, max(line, 0) + self.line_offset)
+                    self.scanned(*found)
                     continue
-            if not self._fast(child):
-                self._geometry(child, False, (), 3)
+            self.read_unscanned(child)
+
+    def scanned(self, srs: str | None, line: int, refs: list[tuple[str, int]], base: IdPath) -> None:
+        """The rest of a compiled scan's result (its records are already added): the srsName
+        it found and its references, for the current bucket."""
+        if srs is not None:
+            self.srs_seen(srs, line + self.line_offset)
+        for href, ref_line in refs:
+            self._ref_at(href, False, base, max(ref_line, 0) + self.line_offset)
+
+    def read_unscanned(self, geometry: etree._Element) -> None:
+        """A geometry the compiled scan declined (or without it): the fast pass, else the general walk."""
+        if not self._fast(geometry):
+            self._geometry(geometry, False, (), 3)
 
     def _fast(self, root: etree._Element) -> bool:
         """The common case in one C-level pass over the geometry: polygons with posList rings in

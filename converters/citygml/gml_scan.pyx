@@ -376,7 +376,7 @@ cdef inline tree.xmlNode* _first_child(tree.xmlNode* n) noexcept:
 cdef class _Walk:
     cdef object walker, geometry, attrs, report, drafts, records, draft_type
     cdef _Document doc
-    cdef long line_offset, first_index
+    cdef long first_index
 
     cdef object proxy(self, tree.xmlNode* n):
         return cetree.elementFactory(self.doc, n)
@@ -485,21 +485,15 @@ cdef class _Walk:
         if cetree.attributeValueFromNsName(prop, <const_xmlChar*> XLINK, <const_xmlChar*> b"href") is not None:
             geometry.collect(self.proxy(prop), bucket, stype, origin)
             return 0
+        geometry._bucket, geometry._stype, geometry._origin = bucket, stype, origin
         cdef tree.xmlNode* child = prop.children
         while child is not NULL:
             if child.type == tree.XML_ELEMENT_NODE:
                 found = _scan(self.doc, child, self.records, PolygonRecord, bucket, stype, origin)
-                geometry._bucket, geometry._stype, geometry._origin = bucket, stype, origin
                 if found is not None:
-                    srs, line, refs, base = found
-                    if srs is not None:
-                        geometry.srs_seen(srs, line + self.line_offset)
-                    for href, line in refs:
-                        geometry._ref_at(href, False, base, max(line, 0) + self.line_offset)
+                    geometry.scanned(*found)
                 else:
-                    el = self.proxy(child)
-                    if not geometry._fast(el):
-                        geometry._geometry(el, False, (), 3)
+                    geometry.read_unscanned(self.proxy(child))
             child = child.next
         return 0
 
@@ -575,6 +569,5 @@ def walk(walker, _Element el, kind, draft_type):
     w.records = walker.geometry.records
     w.draft_type = draft_type
     w.doc = el._doc
-    w.line_offset = walker.geometry.line_offset
     w.first_index = walker._first_index
     w.obj(el._c_node, kind, None)

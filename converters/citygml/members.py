@@ -157,7 +157,7 @@ class MemberStream:
         geometry: list[dict[int, Mesh]] = [{} for _ in batch.drafts]
         for bucket, mesh in meshes.items():
             if not mesh.is_empty:
-                mesh.bounds()  # cached on the mesh (and pickled with it): ingestion needs them
+                mesh.bounds()  # cached on the mesh (and sent with it to the main process): ingestion needs them
                 geometry[bucket >> 3][bucket & 7] = mesh
         source_file = self.path.name
         by_bucket: dict[int, list[PolygonRecord]] = {}
