@@ -43,7 +43,7 @@ def pack(features: list[Feature]) -> PackedFeatures:
     counts = np.array([(len(m.vertices), len(m.triangles)) for m in meshes], np.int64).reshape(-1, 2)
     bounds = np.full((len(meshes), 6), np.nan)
     for i, m in enumerate(meshes):
-        cached = m.__dict__.get("_bounds")
+        cached = m.known_bounds()
         if cached is not None:
             bounds[i, :3], bounds[i, 3:] = cached
     footprints = np.empty(len(features), dtype=object)
@@ -72,7 +72,7 @@ def unpack(packed: PackedFeatures) -> list[Feature]:
             v1, t1 = v_end[k], t_end[k]
             mesh = Mesh(packed.vertices[v0:v1], packed.triangles[t0:t1], packed.surfaces[t0:t1])
             if known[k]:
-                mesh.__dict__["_bounds"] = (packed.bounds[k, :3], packed.bounds[k, 3:])
+                mesh.keep_bounds(packed.bounds[k, :3], packed.bounds[k, 3:])
             geometry[lod] = mesh
             k, v0, t0 = k + 1, v1, t1
         out.append(Feature(fid, CityClass(cls), Source(file, original), parent, name, attributes, geometry, footprint))

@@ -54,6 +54,14 @@ class Mesh:
             cached = self.__dict__["_bounds"] = (self.vertices.min(axis=0), self.vertices.max(axis=0))
         return cached
 
+    def known_bounds(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+        """The bounds if :meth:`bounds` has computed them already, else None (nothing computed)."""
+        return self.__dict__.get("_bounds")
+
+    def keep_bounds(self, lo: npt.NDArray[np.float64], hi: npt.NDArray[np.float64]) -> None:
+        """Cache bounds known to be this mesh's (e.g. computed before it was sent to another process)."""
+        self.__dict__["_bounds"] = (lo, hi)
+
     @staticmethod
     def concat(meshes: "list[Mesh]") -> "Mesh":
         meshes = [m for m in meshes if not m.is_empty]
