@@ -13,7 +13,7 @@ export CIM_DATA
 ## install: .venv with the `cim` command and the viewer's CesiumJS (npm registry)
 install: $(VENV)/.installed server/static/vendor/cesium/Cesium.js
 
-$(VENV)/.installed: pyproject.toml setup.py converters/citygml/gml_scan.pyx
+$(VENV)/.installed: pyproject.toml setup.py converters/citygml/gml_scan.pyx converters/citygml/tess_kernel.pyx
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
@@ -61,4 +61,4 @@ bench-ifc: install bench-deps
 	$(BIN)/python benchmarks/bench_ifc.py
 
 clean:
-	rm -rf $(VENV) .venv-peers server/static/vendor server/viewer/node_modules .pytest_cache build converters/citygml/gml_scan.c converters/citygml/gml_scan.*.so
+	rm -rf $(VENV) .venv-peers server/static/vendor server/viewer/node_modules .pytest_cache build converters/citygml/gml_scan.c converters/citygml/gml_scan.*.so converters/citygml/tess_kernel.c converters/citygml/tess_kernel.*.so

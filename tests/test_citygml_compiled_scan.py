@@ -1,5 +1,5 @@
-"""The compiled scan of plain GML geometry and walk of city objects (converters/citygml/gml_scan.pyx)
-against the Python reader, which is the reference: same features, same reports, and a decline
+"""The compiled scan of plain GML geometry and walk of city objects (converters/citygml/gml_scan.pyx),
+and the compiled triangulation kernel (tess_kernel.pyx), against the Python reader, which is the reference: same features, same reports, and a decline
 (None, nothing added) for geometry that is not plain."""
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from lxml import etree
 
 import converters.citygml.city_object as city_object
 import converters.citygml.gml_geometry as gml_geometry
+import converters.citygml.tessellation as tessellation
 from cim.conversion import ConversionReport
 from cim.errors import ParseError
 from cim.feature import Feature
@@ -42,6 +43,7 @@ def _read(path: Path, compiled: bool, monkeypatch: pytest.MonkeyPatch, frame: ob
         if not compiled:
             m.setattr(gml_geometry, "compiled_scan", None)
             m.setattr(city_object, "compiled_walk", None)
+            m.setattr(tessellation, "kernel", None)
         reading = CityGmlReading(path, ConvertOptions(frame=frame), workers=1)  # type: ignore[arg-type]
         features = list(reading.features())
         return features, reading.report.to_dict()

@@ -20,6 +20,11 @@ import numpy.typing as npt
 from cim.mesh import Mesh
 from converters.citygml.polygons import Array, PolygonRecord
 
+try:  # the compiled kernel of _triangulate (tess_kernel.pyx), when it was built
+    from converters.citygml.tess_kernel import triangulate as kernel
+except ImportError:  # pragma: no cover - an install without a C compiler
+    kernel = None
+
 _CONVEX_TOLERANCE = -1e-6  # sine of the sharpest allowed reflex turn (collinear points are fine)
 _MIN_AREA2 = 1e-12         # twice the area (m²) below which a polygon or fan triangle is degenerate
 _EMPTY = np.zeros((0, 3), np.int64)
@@ -45,6 +50,34 @@ def build_meshes(items: list[PolygonRecord]) -> dict[int, Mesh]:
 
 def _triangulate_batch(polygons: list[PolygonRecord]) -> dict[int, Mesh]:
     polygons.sort(key=lambda p: p.bucket)
+    n_poly = len(polygons)
+    done = kernel(polygons) if kernel is not None else None
+    verts, starts, counts, first_ring, ring_counts, tris, tri_poly = done if done is not None else _triangulate(polygons)
+    stypes = np.fromiter((p.stype for p in polygons), np.uint8, n_poly)[tri_poly]
+
+    # split by bucket: polygons (so rings, vertices and triangles) are sorted by bucket
+    poly_bucket = np.fromiter((p.bucket for p in polygons), np.int64, n_poly)
+    buckets, first_poly = np.unique(poly_bucket, return_index=True)
+    end_poly = np.append(first_poly[1:], n_poly)
+    tri_bucket = poly_bucket[tri_poly]
+    tri_start = np.searchsorted(tri_bucket, buckets, "left")
+    tri_end = np.searchsorted(tri_bucket, buckets, "right")
+    last_ring = first_ring + ring_counts - 1
+    meshes: dict[int, Mesh] = {}
+    for i, bucket in enumerate(buckets.tolist()):
+        ts, te = tri_start[i], tri_end[i]
+        if te > ts:
+            vs = int(starts[first_ring[first_poly[i]]])
+            lr = last_ring[end_poly[i] - 1]
+            ve = int(starts[lr] + counts[lr])
+            meshes[bucket] = Mesh(verts[vs:ve], tris[ts:te] - vs, stypes[ts:te])
+    return meshes
+
+
+def _triangulate(polygons: list[PolygonRecord]) -> tuple[Array, ...]:
+    """The numpy path (and the reference of :mod:`tess_kernel`): cleaned vertices, ring starts
+    and counts, first ring and ring count of every polygon, triangles (vertex indices) and the
+    polygon of every triangle, in polygon order."""
     n_poly = len(polygons)
     ring_counts = np.fromiter((len(p.rings) for p in polygons), np.int64, n_poly)  # type: ignore[arg-type]
     rings = [r for p in polygons for r in p.rings] if ring_counts.max() > 1 else [p.rings[0] for p in polygons]  # type: ignore[index, union-attr]
@@ -135,25 +168,7 @@ def _triangulate_batch(polygons: list[PolygonRecord]) -> dict[int, Mesh]:
     if len(ear_tris):
         order = np.argsort(tri_poly, kind="stable")
         tris, tri_poly = tris[order], tri_poly[order]
-    stypes = np.fromiter((p.stype for p in polygons), np.uint8, n_poly)[tri_poly]
-
-    # split by bucket: polygons (so rings, vertices and triangles) are sorted by bucket
-    poly_bucket = np.fromiter((p.bucket for p in polygons), np.int64, n_poly)
-    buckets, first_poly = np.unique(poly_bucket, return_index=True)
-    end_poly = np.append(first_poly[1:], n_poly)
-    tri_bucket = poly_bucket[tri_poly]
-    tri_start = np.searchsorted(tri_bucket, buckets, "left")
-    tri_end = np.searchsorted(tri_bucket, buckets, "right")
-    last_ring = first_ring + ring_counts - 1
-    meshes: dict[int, Mesh] = {}
-    for i, bucket in enumerate(buckets.tolist()):
-        ts, te = tri_start[i], tri_end[i]
-        if te > ts:
-            vs = int(starts[first_ring[first_poly[i]]])
-            lr = last_ring[end_poly[i] - 1]
-            ve = int(starts[lr] + counts[lr])
-            meshes[bucket] = Mesh(verts[vs:ve], tris[ts:te] - vs, stypes[ts:te])
-    return meshes
+    return verts, starts, counts, first_ring, ring_counts, tris, tri_poly
 
 
 def _earcut(which: npt.NDArray[np.int64], verts: Array, counts: npt.NDArray[np.int64],
