@@ -92,8 +92,9 @@ def test_meshes_are_those_of_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> 
             assert np.array_equal(getattr(ours[bucket], field), getattr(ref[bucket], field)), (bucket, field)
 
 
-@pytest.mark.parametrize("ring", [np.zeros((0, 3)), np.zeros((4, 2)), np.zeros((4, 3), np.float32), np.zeros(12)],
-                         ids=["empty", "2D", "float32", "flat"])
+@pytest.mark.parametrize("ring", [np.zeros((0, 3)), np.zeros((4, 2)), np.zeros((4, 3), np.float32), np.zeros(12),
+                                  np.zeros((4, 3), ">f8"), [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 0.0]]],
+                         ids=["empty", "2D", "float32", "flat", "big-endian", "list"])
 def test_rings_it_does_not_take_are_declined(ring: np.ndarray) -> None:
     odd = PolygonRecord(0, [ring], 0, False, (), DIRECT, None)
     assert kernel([_rec([np.array(_square(0, 0, 1))]), odd]) is None

@@ -10,7 +10,8 @@ sum of the rest), fan triangles for convex single-ring polygons, earcut (the sam
 for the others, then orientation, ``flip`` and the degenerate-triangle test.
 
 ``triangulate(polygons)`` returns None for input it does not take (a ring that is not an
-(n, 3) float64 array, an empty ring); the caller then uses the numpy path.
+(n, 3) float64 array, an empty ring, a ring that is not an array at all); the caller then uses
+the numpy path.
 """
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_STRIDES, PyBUF_FORMAT
 from libc.math cimport sqrt, isfinite, fabs
@@ -95,7 +96,9 @@ def triangulate(list polygons):
     try:
         for r in range(n_rings):
             ring = ring_objs[r]
-            if PyObject_GetBuffer(ring, &view, PyBUF_STRIDES | PyBUF_FORMAT) < 0:
+            try:
+                PyObject_GetBuffer(ring, &view, PyBUF_STRIDES | PyBUF_FORMAT)
+            except (TypeError, BufferError):  # not an array: the numpy path takes it
                 return None
             fmt_ok = (view.ndim == 2 and view.shape[1] == 3 and view.format != NULL
                       and (view.format[0] == b'd' and view.format[1] == 0
