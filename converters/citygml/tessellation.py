@@ -8,6 +8,10 @@ with holes are triangulated with earcut (the library behind :func:`cim.triangula
 on the coordinate plane their normal is closest to, one call per polygon, and their triangles are
 then turned, in one vectorised step, to face the way the exterior ring does, like
 ``triangulate_polygon``. ``flip`` reverses a polygon (``OrientableSurface orientation="-"``).
+
+When it was built, the compiled kernel :mod:`converters.citygml.tess_kernel` does those steps
+instead, with the same result bit for bit; :func:`_triangulate` (numpy) is its reference and
+takes the batches it declines.
 """
 from __future__ import annotations
 
