@@ -67,10 +67,10 @@ cdef inline double _norm3(double x, double y, double z) noexcept nogil:
 def triangulate(list polygons):
     """(verts, starts, counts, first_ring, ring_counts, tris, tri_poly) for ``polygons`` (records
     with rings, in bucket order), as ``_triangulate_batch`` computes them, or None."""
-    cdef Py_ssize_t n_poly = len(polygons), n_rings = 0, n_raw = 0, p, r, k, i, j, s, c, e
+    cdef Py_ssize_t n_poly = len(polygons), n_rings = 0, n_raw = 0, p, r, k, s
     cdef Py_buffer view
     cdef list ring_objs = []
-    cdef object rec, rings, ring
+    cdef object rings, ring
     ring_counts = np.empty(n_poly, np.int64)
     cdef long long[:] rc = ring_counts
     for p in range(n_poly):
@@ -123,9 +123,9 @@ def triangulate(list polygons):
 cdef object _fill_and_triangulate(list polygons, list ring_objs, Py_ssize_t* raw_n, verts, starts, counts, bad,
                                   ring_poly, first_ring, ring_counts):
     cdef double[:, ::1] v = verts
-    cdef long long[:] st = starts, ct = counts, rp = ring_poly, fr = first_ring, rc = ring_counts
+    cdef long long[:] st = starts, ct = counts, rp = ring_poly
     cdef unsigned char[:] bd = bad
-    cdef Py_ssize_t n_rings = len(ring_objs), n_poly = len(polygons), r, i, k, n = 0, s, c, p
+    cdef Py_ssize_t n_rings = len(ring_objs), r, i, n = 0, s, c
     cdef Py_buffer view
     cdef char* base
     cdef Py_ssize_t s0, s1

@@ -24,6 +24,8 @@ def default_workers() -> int:
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload(["cim.worker_env"])  # one BLAS thread per worker (decision 39)
     return ProcessPoolExecutor(max_workers=workers, mp_context=context)
 
 
