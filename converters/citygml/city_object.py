@@ -9,6 +9,7 @@ owns the wall. Geometry goes through :class:`GeometryCollector`, references thro
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -57,6 +58,15 @@ class CityObject:
     items: list[PolygonRecord]
 
 
+def _srs_callback(srs: SrsTracker) -> Callable[[str, int], None]:
+    """The collector's report of an ``srsName`` (not a method of the walker: the walker holds
+    the collector, and a cycle would keep every chunk's polygons alive until the cyclic
+    garbage collector runs)."""
+    def seen(text: str, line: int) -> None:
+        srs.seen(text, f"line {line}")
+    return seen
+
+
 class CityObjectWalker:
     def __init__(self, file_name: str, file_stem: str, notes: Notes, srs: SrsTracker,
                  seen: SeenPolygons, line_offset: int = 0) -> None:
@@ -68,14 +78,11 @@ class CityObjectWalker:
         #: added to lxml's line numbers: lines of the file before the part being parsed
         self.line_offset = line_offset
         self.attrs = AttributeReader(notes)
-        self.geometry = GeometryCollector(file_name, self.report, self._srs_seen, line_offset)
+        self.geometry = GeometryCollector(file_name, self.report, _srs_callback(srs), line_offset)
         self._drafts: list[Draft] = []
         self._first_index = 0
         self.derived_counts: dict[str, int] = {}
         self.derived_ids = 0
-
-    def _srs_seen(self, text: str, line: int) -> None:
-        self.srs.seen(text, f"line {line}")
 
     def walk(self, el: etree._Element, first_index: int = 0) -> CityObject | None:
         """Read the city object ``el`` (the child of a member element); None if it is not one.

@@ -23,7 +23,9 @@ unresolved reference.
 from __future__ import annotations
 
 import gc
+import itertools
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -61,11 +63,18 @@ class ChunkResult:
     flat_rings: int = 0
     objects: int = 0
     not_well_formed: bool = False
+    packed: feature_batch.PackedFeatures | None = None  # the features, once :meth:`pack` ran
 
-    # sent back from the worker as one packed batch (cim.feature_batch), not feature by feature
+    def pack(self) -> None:
+        """Replace the features by their packed batch (:mod:`cim.feature_batch`)."""
+        self.packed = feature_batch.pack(self.features)
+        self.features = []
+
+    # sent back from the worker as one packed batch, not feature by feature
     def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
-        state["features"] = feature_batch.pack(self.features)
+        state["features"] = self.packed if self.packed is not None else feature_batch.pack(self.features)
+        state["packed"] = None
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -73,15 +82,20 @@ class ChunkResult:
         self.__dict__.update(state)
 
 
-def read_chunk(path: Path, lay: Layout, chunk: Chunk) -> ChunkResult:
-    """Parse one chunk (in a worker process). The cyclic garbage collector is paused meanwhile:
+def read_chunk(path: Path, lay: Layout, chunk: Chunk, *, pack: bool = True) -> ChunkResult:
+    """Parse one chunk (in a worker process; with ``pack=False`` in this one). The cyclic garbage collector is paused meanwhile:
     a chunk allocates hundreds of thousands of short-lived containers, all freed by reference
     counting, and the collector's passes over them cost ~7 % of the worker's time; the few
-    cycles (a city object's parts link to their parent) are collected after the chunk."""
+    cycles (a city object's parts link to their parent) are collected after the chunk. The
+    features are packed for sending before the collector resumes: its first pass would otherwise
+    visit every object of every feature still alive."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _read_chunk(path, lay, chunk)
+        result = _read_chunk(path, lay, chunk)
+        if pack:
+            result.pack()
+        return result
     finally:
         if was_enabled:
             gc.enable()
@@ -130,17 +144,16 @@ class ParallelRead:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["cim.worker_env", "converters.citygml.parallel"])
         pool = ProcessPoolExecutor(self.workers, mp_context=context)
-        pending: deque[tuple[Chunk, Future[ChunkResult]]] = deque()
         todo = chunks(path, self.lay, self.chunk_bytes)
         held: list[Feature] = []
         try:
+            pending = self._start(pool, todo)
+
             def submit() -> None:
                 chunk = next(todo, None)
                 if chunk is not None:
                     pending.append((chunk, pool.submit(read_chunk, path, self.lay, chunk)))
 
-            for _ in range(self.workers + 1):
-                submit()
             while pending:
                 chunk, future = pending.popleft()
                 result = future.result()
@@ -163,6 +176,47 @@ class ParallelRead:
             finish_warnings(self.notes, self.derived_ids, self.flat_rings, path.stem)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start(self, pool: ProcessPoolExecutor, todo: Iterator[Chunk]) -> deque[tuple[Chunk, Future[ChunkResult]]]:
+        """Submit the first chunks and read the very first one here meanwhile: starting the
+        worker processes (the forkserver imports lxml, numpy, shapely) takes a few tenths of a
+        second, in which this process would otherwise wait. A thread submits (the first submit
+        blocks until the forkserver runs); this thread reads. Returns the chunks in file order,
+        ``workers`` of them submitted to the pool. (Reading a second chunk here while the pool
+        still starts was measured: no faster, it then competes with the starting workers.)"""
+        path = self.reading.path
+        first = next(todo, None)
+        if first is None:
+            return deque()
+        ahead = list(itertools.islice(todo, self.workers))
+        submitted: list[Future[ChunkResult]] = []
+        failed: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                for chunk in ahead:
+                    submitted.append(pool.submit(read_chunk, path, self.lay, chunk))
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the reading thread below
+                failed.append(exc)
+
+        starter = threading.Thread(target=start, name="cim-citygml-pool-start", daemon=True)
+        starter.start()
+        try:
+            here = self._here(first)
+        finally:
+            starter.join()
+        if failed:
+            raise failed[0]
+        return deque([(first, here), *zip(ahead, submitted)])
+
+    def _here(self, chunk: Chunk) -> Future[ChunkResult]:
+        """Read ``chunk`` in this process; its error, if any, is raised in order, as a worker's is."""
+        done: Future[ChunkResult] = Future()
+        try:
+            done.set_result(read_chunk(self.reading.path, self.lay, chunk, pack=False))
+        except Exception as exc:  # noqa: BLE001 - kept for future.result()
+            done.set_exception(exc)
+        return done
 
     def _may_release(self) -> bool:
         srs = self.reading.srs
