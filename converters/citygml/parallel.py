@@ -4,8 +4,10 @@ The main process has already refused DTDs (:func:`safety.check_prolog`) and read
 tag; :mod:`converters.citygml.chunks` finds member boundaries every few MB. Each chunk is parsed
 in a worker process (``forkserver`` start method, never a plain fork of a process that may run
 threads) by the same :class:`MemberStream` as a sequential read, which returns the finished
-features (meshes, footprints and mesh bounds included) with the chunk's report. The main process
-yields them in document order, keeping at most ``workers + 1`` chunks submitted, and merges:
+features (meshes, footprints and mesh bounds included) with the chunk's report; the first
+chunk is read by the main process itself while the workers start (:meth:`ParallelRead._start`).
+The main process yields them in document order, keeping at most ``workers + 1`` chunks
+submitted, and merges:
 
 * reports (counts, skips, warnings; limited warnings keep their limits, :mod:`notes`);
 * ``srsName`` declarations: every worker starts from the root envelope's CRS, a different one in
@@ -83,9 +85,10 @@ class ChunkResult:
 
 
 def read_chunk(path: Path, lay: Layout, chunk: Chunk, *, pack: bool = True) -> ChunkResult:
-    """Parse one chunk (in a worker process; with ``pack=False`` in this one). The cyclic garbage collector is paused meanwhile:
-    a chunk allocates hundreds of thousands of short-lived containers, all freed by reference
-    counting, and the collector's passes over them cost ~7 % of the worker's time; the few
+    """Parse one chunk (in a worker process; with ``pack=False`` in this one). The cyclic
+    garbage collector is paused meanwhile: a chunk allocates hundreds of thousands of
+    short-lived containers, all freed by reference counting, and the collector's passes over
+    them cost ~7 % of the worker's time; the few
     cycles (a city object's parts link to their parent) are collected after the chunk. The
     features are packed for sending before the collector resumes: its first pass would otherwise
     visit every object of every feature still alive."""
