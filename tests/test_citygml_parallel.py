@@ -169,7 +169,7 @@ def test_a_pool_that_cannot_start_fails_the_read(monkeypatch: pytest.MonkeyPatch
         _read(_parallel(FIXTURES[0]))
 
 
-def test_a_read_chunk_leaves_no_cycle_holding_its_polygons() -> None:
+def test_a_read_chunk_leaves_no_cycle_holding_its_polygons(monkeypatch: pytest.MonkeyPatch) -> None:
     """Everything a chunk read builds is freed by reference counting once the result is packed:
     a reference cycle (the walker's geometry collector calling back into the walker) would keep
     the chunk's polygon map alive until the cyclic collector ran, and its pass over them cost
@@ -186,6 +186,7 @@ def test_a_read_chunk_leaves_no_cycle_holding_its_polygons() -> None:
         real_init(self, *args, **kwargs)  # type: ignore[arg-type]
         walkers.append(weakref.ref(self))
 
+    monkeypatch.setattr(city_object.CityObjectWalker, "__init__", init)
     path = FIXTURES[0]
     lay = chunks.layout(path, _parallel(path)._root_tag)
     assert lay is not None
@@ -194,11 +195,9 @@ def test_a_read_chunk_leaves_no_cycle_holding_its_polygons() -> None:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        city_object.CityObjectWalker.__init__ = init  # type: ignore[method-assign]
         result = parallel.read_chunk(path, lay, chunk)
         assert result.packed is not None and result.objects > 0
         assert walkers and all(w() is None for w in walkers)  # freed without the collector
     finally:
-        city_object.CityObjectWalker.__init__ = real_init  # type: ignore[method-assign]
         if was_enabled:
             gc.enable()
