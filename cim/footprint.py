@@ -76,28 +76,25 @@ def footprint_from_rings(polygons: Sequence[Sequence[npt.NDArray[np.float64]]]) 
         if not shape.is_valid:
             shape = shapely.make_valid(shape)
         return _multipolygon(shape)
-    coords: list[npt.NDArray[np.float64]] = []
-    ring_ids: list[int] = []
+    flat = [ring for rings in polygons for ring in rings]
+    usable = _usable_rings(flat).tolist()
+    keep: list[int] = []  # indices into flat of the rings used, polygon by polygon
     poly_ids: list[int] = []
-    n_rings = n_polys = 0
+    n_polys = k = 0
     for rings in polygons:
-        first = True
-        for ring in rings:
-            if not _usable(ring):
-                if first:
-                    break
-                continue
-            coords.append(ring[:, :2])
-            ring_ids.extend([n_rings] * len(ring))
-            poly_ids.append(n_polys)
-            n_rings += 1
-            first = False
-        if not first:
+        if rings and usable[k]:  # a polygon without a usable exterior is left out entirely
+            for j in range(k, k + len(rings)):
+                if usable[j]:
+                    keep.append(j)
+                    poly_ids.append(n_polys)
             n_polys += 1
+        k += len(rings)
     if not n_polys:
         return None
+    coords = np.concatenate([flat[j][:, :2] for j in keep])
+    ring_ids = np.repeat(np.arange(len(keep)), [len(flat[j]) for j in keep])
     try:
-        shapes = shapely.polygons(shapely.linearrings(np.concatenate(coords), indices=ring_ids), indices=poly_ids)
+        shapes = shapely.polygons(shapely.linearrings(coords, indices=ring_ids), indices=poly_ids)
     except (ValueError, shapely.errors.GEOSException):  # e.g. a ring of three points, two of them equal
         shapes = _polygons_one_by_one(polygons)
     areas = shapely.area(shapes)
@@ -161,7 +158,8 @@ def ground_polygons(polygons: Sequence[Sequence[npt.NDArray[np.float64]]], groun
     once, as :func:`footprint_from_meshes` picks triangles: the GroundSurface polygons when there
     are any (LOD2+), otherwise the downward-facing ones (Newell normal z < 0, after ``flip``: the
     bottom of a solid), otherwise the upward-facing ones."""
-    picked = [p for p, g in zip(polygons, ground) if g and _usable(p[0])]
+    grounds = [p for p, g in zip(polygons, ground) if g]
+    picked = [p for p, ok in zip(grounds, _usable_rings([p[0] for p in grounds]).tolist()) if ok]
     if picked:
         return picked
     exteriors = [p[0] for p in polygons]
@@ -181,6 +179,20 @@ def _usable(ring: npt.NDArray[np.float64]) -> bool:
     if n >= 3 and (ring[0] == ring[-1]).all():
         n -= 1
     return n >= 3 and bool(np.isfinite(ring).all())
+
+
+def _usable_rings(rings: Sequence[npt.NDArray[np.float64]]) -> npt.NDArray[np.bool_]:
+    """:func:`_usable` of every ring, in a few numpy calls for all of them."""
+    if not rings:
+        return np.zeros(0, bool)
+    counts = np.fromiter((len(r) for r in rings), np.int64, len(rings))
+    if len({r.shape[1] for r in rings}) != 1 or not counts.all():  # mixed dimensions or empty rings: one by one
+        return np.fromiter((_usable(r) for r in rings), bool, len(rings))
+    pts = np.concatenate(rings)
+    starts = np.cumsum(counts) - counts
+    finite = np.logical_and.reduceat(np.isfinite(pts).all(axis=1), starts)
+    closed = (pts[starts] == pts[starts + counts - 1]).all(axis=1) & (counts >= 3)
+    return finite & (counts - closed >= 3)
 
 
 def _ring_plan_areas(rings: Sequence[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:

@@ -124,6 +124,25 @@ def test_footprint_from_rings_unions_overlapping_and_keeps_apart_disjoint() -> N
     assert apart is not None and len(apart.geoms) == 2 and apart.area == pytest.approx(200.0)
 
 
+def test_usable_rings_agrees_with_usable_ring_by_ring() -> None:
+    from cim.footprint import _usable, _usable_rings
+
+    nan = _square(0, 0, 10)
+    nan[2, 2] = np.nan  # a non-finite height makes the ring unusable too
+    rings = [_square(0, 0, 10), _square(0, 0, 10)[:-1],  # closed and open
+             np.array([(0, 0, 0), (1, 0, 0), (0, 0, 0)], float),  # closed triangle of two points
+             np.array([(0, 0, 0), (1, 0, 0), (0, 1, 0)], float),  # open triangle
+             np.array([(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 0)], float),
+             np.zeros((2, 3)), np.zeros((1, 3)), nan, np.array([(0, 0, 0), (1, 0, np.inf), (0, 1, 0)], float)]
+    want = [_usable(r) for r in rings]
+    assert want == [True, True, False, True, True, False, False, False, False]
+    assert _usable_rings(rings).tolist() == want
+    assert _usable_rings([*rings, np.zeros((0, 3))]).tolist() == [*want, False]  # an empty ring: one by one
+    flat = [r[:, :2] for r in rings[:5]]
+    assert _usable_rings([*flat, rings[0]]).tolist() == [*want[:5], True]  # mixed dimensions
+    assert _usable_rings([]).tolist() == []
+
+
 def test_footprint_from_rings_leaves_out_degenerate_rings() -> None:
     assert footprint_from_rings([]) is None
     assert footprint_from_rings([[np.array([(0, 0, 0), (1, 0, 0), (0, 0, 0)], float)]]) is None

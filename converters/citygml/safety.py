@@ -26,7 +26,7 @@ _DTD_MESSAGE = "XML DTDs / entity declarations are not allowed"
 
 PARSER_OPTIONS: dict[str, Any] = dict(resolve_entities=False, load_dtd=False, no_network=True,
                                       dtd_validation=False, huge_tree=False, remove_comments=True,
-                                      remove_pis=True)
+                                      remove_pis=True, remove_blank_text=True)
 
 
 def _decoder_for(head: bytes) -> "codecs.IncrementalDecoder":
