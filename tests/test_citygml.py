@@ -535,6 +535,26 @@ def test_xlinks_within_and_across_city_objects(tmp_path: Path) -> None:
     assert any("#nowhere" in w for w in reading.report.warnings)  # type: ignore[attr-defined]
 
 
+def test_polygons_seen_earlier_are_a_bounded_oldest_first_map() -> None:
+    from converters.citygml.polygons import SEMANTIC, PolygonRecord
+    from converters.citygml.xlinks import SeenPolygons
+
+    def rec(pid: str | None, n: int = 4) -> PolygonRecord:
+        return PolygonRecord(0, [np.zeros((n, 3))], 0, False, (), SEMANTIC, pid)
+
+    seen = SeenPolygons(max_polygons=8, max_values=1000)
+    seen.add([rec("a"), rec(None), rec("b", 5)])
+    assert len(seen) == 2 and seen.values == 12 + 15 and seen.get("a") is not None and seen.get("x") is None
+    seen.add([rec("a", 10)])  # the same id again: replaced, counted once, now the newest
+    assert len(seen) == 2 and seen.values == 15 + 30 and seen.get("a").rings[0].shape == (10, 3)  # type: ignore[union-attr]
+    seen.add([rec(f"p{i}") for i in range(7)])  # 9 > 8 polygons: the oldest go until 6 are left
+    assert len(seen) == 6 and seen.get("b") is None and seen.get("a") is None and seen.get("p6") is not None
+    assert seen.values == 6 * 12
+    big = SeenPolygons(max_polygons=100, max_values=100)  # the cap on coordinate values
+    big.add([rec("q", 20), rec("r", 20)])  # 120 values > 100: evicted down to 75 or less
+    assert big.values <= 75 and big.get("r") is not None and big.get("q") is None
+
+
 def test_feature_members_and_crs_rules(tmp_path: Path) -> None:
     poly = _polygon2(_quad(X0, Y0, 3, 100))
     geom = f"<gen:lod1Geometry><gml:MultiSurface>{'<gml:surfaceMember>' + poly + '</gml:surfaceMember>'}</gml:MultiSurface></gen:lod1Geometry>"

@@ -30,39 +30,49 @@ class SeenPolygons:
     def __init__(self, max_polygons: int = 20_000, max_values: int = 1_000_000) -> None:
         self.max_polygons = max_polygons
         self.max_values = max_values
-        self._map: dict[str, PolygonRecord] = {}
-        self._sizes: dict[str, int] = {}
+        self._map: dict[str, tuple[PolygonRecord, int]] = {}  # in insertion order: oldest first
         self._values = 0
 
     def __len__(self) -> int:
         return len(self._map)
 
+    @property
+    def values(self) -> int:
+        """Coordinate values of the exterior rings held."""
+        return self._values
+
     def add(self, records: list[PolygonRecord]) -> None:
-        """Remember the polygons of one city object that have a ``gml:id``."""
-        new = {r.pid: r for r in records if r.pid is not None and r.rings is not None}
-        if not new:
-            return
-        for pid in new.keys() & self._map.keys():
-            del self._map[pid]
-            self._values -= self._sizes.pop(pid)
-        sizes = {pid: r.rings[0].size for pid, r in new.items()}  # type: ignore[index]  # exterior ring
-        self._map.update(new)
-        self._sizes.update(sizes)
-        self._values += sum(sizes.values())
-        if len(self._map) > self.max_polygons or self._values > self.max_values:
+        """Remember the polygons of one city object that have a ``gml:id`` (a later polygon with
+        the same id replaces an earlier one and counts as the newest)."""
+        held = self._map
+        values = self._values
+        for r in records:
+            pid = r.pid
+            if pid is None or r.rings is None:
+                continue
+            old = held.pop(pid, None)
+            if old is not None:
+                values -= old[1]
+            size = r.rings[0].size  # exterior ring
+            held[pid] = (r, size)
+            values += size
+        self._values = values
+        if len(held) > self.max_polygons or values > self.max_values:
             self._evict()
 
     def _evict(self) -> None:
-        keys = iter(list(self._map))
-        while len(self._map) > self.max_polygons * 3 // 4 or self._values > self.max_values * 3 // 4:
+        """Drop the oldest polygons until a quarter of either cap is free again."""
+        held = self._map
+        keys = iter(list(held))
+        while len(held) > self.max_polygons * 3 // 4 or self._values > self.max_values * 3 // 4:
             pid = next(keys, None)
             if pid is None:
                 break
-            del self._map[pid]
-            self._values -= self._sizes.pop(pid)
+            self._values -= held.pop(pid)[1]
 
     def get(self, pid: str) -> PolygonRecord | None:
-        return self._map.get(pid)
+        hit = self._map.get(pid)
+        return None if hit is None else hit[0]
 
 
 class _Resolver:
