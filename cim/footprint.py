@@ -122,13 +122,14 @@ def footprints_from_rings(batch: Sequence[Sequence[Sequence[npt.NDArray[np.float
     polygon without holes (most buildings: one ground surface) are built and checked with one
     shapely call per step for the whole batch, the others one by one."""
     out: list[MultiPolygon | None] = [None] * len(batch)
-    single: list[int] = []
+    candidates: list[int] = []
     for i, polygons in enumerate(batch):
         if len(polygons) == 1 and len(polygons[0]) == 1:
-            if _usable(polygons[0][0]):
-                single.append(i)
+            candidates.append(i)
         else:
             out[i] = footprint_from_rings(polygons)
+    usable = _usable_rings([batch[i][0][0] for i in candidates]).tolist()
+    single = [i for i, ok in zip(candidates, usable) if ok]
     if not single:
         return out
     rings = [batch[i][0][0][:, :2] for i in single]
