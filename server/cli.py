@@ -55,6 +55,11 @@ class _Context:
         self.debug = debug
 
 
+# no tqdm monitor thread: with no thread but the main one, worker pools fork from this process
+# instead of starting a forkserver (converters.citygml.parallel.pool_context, decision 42)
+tqdm.monitor_interval = 0
+
+
 @contextmanager
 def _bar(desc: str, unit: str = "B", scale: bool = True) -> Iterator[Callable[[int, int], None]]:
     bar = tqdm(desc=desc, unit=unit, unit_scale=scale, unit_divisor=1024 if unit == "B" else 1000,

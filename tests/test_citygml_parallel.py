@@ -4,7 +4,11 @@ the sequential reader gives: the same features, reports, errors and error lines.
 The parallel path is forced on the small committed fixtures with a tiny chunk size."""
 from __future__ import annotations
 
+import multiprocessing
 import re
+import subprocess
+import sys
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +19,7 @@ from cim.feature import Feature
 from cim.ingest import ingest
 from cim.store import open_store
 from converters import ConvertOptions
-from converters.citygml import chunks
+from converters.citygml import chunks, parallel
 from converters.citygml.parallel import ParallelRead
 from converters.citygml.reader import CityGmlReading
 
@@ -57,8 +61,19 @@ def _error(reading: CityGmlReading) -> CimError:
     return err.value
 
 
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: p.name)
-def test_parallel_gives_the_sequential_features(path: Path) -> None:
+def test_parallel_gives_the_sequential_features(path: Path, method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[str] = []
+
+    def context() -> BaseContext:
+        started.append(method)
+        ctx = multiprocessing.get_context(method)
+        if method == "forkserver":
+            ctx.set_forkserver_preload(["cim.worker_env", "converters.citygml.parallel"])
+        return ctx
+
+    monkeypatch.setattr(parallel, "pool_context", context)
     seq, par = _sequential(path), _parallel(path)
     expected, got = _read(seq), _read(par)
     assert par.parallel and not seq.parallel
@@ -67,6 +82,23 @@ def test_parallel_gives_the_sequential_features(path: Path) -> None:
     assert par.report.to_dict() == seq.report.to_dict()
     assert par.frame.spec() == seq.frame.spec()
     assert par.bytes_read == par.total_bytes
+    assert started == [method]
+
+
+def test_workers_fork_only_from_a_process_without_other_threads() -> None:
+    """Forked workers share the imports of a process that runs one thread (the CLI); with any
+    other thread running, a fork could copy a lock it holds: then a forkserver starts them."""
+    code = ("from converters.citygml.parallel import pool_context; import threading, time;"
+            "print(pool_context().get_start_method());"
+            "threading.Thread(target=time.sleep, args=(2,), daemon=True).start();"
+            "print(pool_context().get_start_method())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["fork", "forkserver"]
+    # the CLI's progress bars start no monitor thread (which would rule out the fork)
+    code = ("import threading; from server import cli; bar = cli._bar('x'); next(bar.gen);"
+            "print(threading.active_count())")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["1"]
 
 
 def test_derived_ids_are_numbered_across_chunks(tmp_path: Path) -> None:

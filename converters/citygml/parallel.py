@@ -2,10 +2,11 @@
 
 The main process has already refused DTDs (:func:`safety.check_prolog`) and read the root start
 tag; :mod:`converters.citygml.chunks` finds member boundaries every few MB. Each chunk is parsed
-in a worker process (``forkserver`` start method, never a plain fork of a process that may run
-threads) by the same :class:`MemberStream` as a sequential read, which returns the finished
-features (meshes, footprints and mesh bounds included) with the chunk's report; the first
+in a worker process by the same :class:`MemberStream` as a sequential read, which returns the
+finished features (meshes, footprints and mesh bounds included) with the chunk's report; the first
 chunk is read by the main process itself while the workers start (:meth:`ParallelRead._start`).
+The workers are forked from this process when it runs no other thread (nothing to import, no
+lock another thread could hold); otherwise they come from a ``forkserver`` (:func:`pool_context`).
 The main process yields them in document order, keeping at most ``workers + 1`` chunks
 submitted, and merges:
 
@@ -26,12 +27,14 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import multiprocessing
 import threading
 from collections import deque
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +53,8 @@ from converters.citygml.xlinks import SeenPolygons
 
 if TYPE_CHECKING:
     from converters.citygml.reader import CityGmlReading
+
+log = logging.getLogger(__name__)
 
 CRS_SEARCH_FEATURES = 1000  # city objects held while looking for a first srsName
 
@@ -128,6 +133,26 @@ def _read_chunk(path: Path, lay: Layout, chunk: Chunk) -> ChunkResult:
     return result
 
 
+def pool_context() -> BaseContext:
+    """How the chunk workers start. ``fork`` when this process runs no thread but the calling
+    one (the CLI): the workers then share this process's imports instead
+    of importing lxml, numpy, shapely and pyproj again (~0.2 s of a core, and the pool's start
+    delay). With other threads running (a server, a test's live server, a progress monitor) a
+    fork could copy a lock one of them holds, so the workers come from a ``forkserver`` that
+    imports what they need once; ``spawn`` where neither exists (decision 42)."""
+    methods = multiprocessing.get_all_start_methods()
+    threads = threading.active_count()
+    if "fork" in methods and threads == 1:
+        method = "fork"
+    else:
+        method = "forkserver" if "forkserver" in methods else "spawn"
+    log.debug("CityGML chunk workers start with %s (%d thread(s) running)", method, threads)
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":
+        context.set_forkserver_preload(["cim.worker_env", "converters.citygml.parallel"])
+    return context
+
+
 class ParallelRead:
     """The main process's side: submit chunks, merge results, yield features in order."""
 
@@ -144,13 +169,12 @@ class ParallelRead:
 
     def features(self) -> Iterator[Feature]:
         reading, path = self.reading, self.reading.path
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["cim.worker_env", "converters.citygml.parallel"])
+        context = pool_context()
         pool = ProcessPoolExecutor(self.workers, mp_context=context)
         todo = chunks(path, self.lay, self.chunk_bytes)
         held: list[Feature] = []
         try:
-            pending = self._start(pool, todo)
+            pending = self._start(pool, todo, forked=context.get_start_method() == "fork")
 
             def submit() -> None:
                 chunk = next(todo, None)
@@ -180,13 +204,16 @@ class ParallelRead:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _start(self, pool: ProcessPoolExecutor, todo: Iterator[Chunk]) -> deque[tuple[Chunk, Future[ChunkResult]]]:
-        """Submit the first chunks and read the very first one here meanwhile: starting the
-        worker processes (the forkserver imports lxml, numpy, shapely) takes a few tenths of a
-        second, in which this process would otherwise wait. A thread submits (the first submit
-        blocks until the forkserver runs); this thread reads. Returns the chunks in file order,
-        ``workers`` of them submitted to the pool. (Reading a second chunk here while the pool
-        still starts was measured: no faster, it then competes with the starting workers.)"""
+    def _start(self, pool: ProcessPoolExecutor, todo: Iterator[Chunk], *,
+               forked: bool) -> deque[tuple[Chunk, Future[ChunkResult]]]:
+        """Submit the first chunks and read the very first one here meanwhile. Forked workers
+        start at once (the first submit forks them all before the pool starts its own thread).
+        Starting them from a forkserver takes a few tenths of a second (it imports lxml, numpy,
+        shapely), in which this process would otherwise wait: then a thread submits (the first
+        submit blocks until the forkserver runs) while this thread reads. Returns the chunks in
+        file order, ``workers`` of them submitted to the pool. (Reading a second chunk here while
+        the pool still starts was measured: no faster, it then competes with the starting
+        workers.)"""
         path = self.reading.path
         first = next(todo, None)
         if first is None:
@@ -202,12 +229,16 @@ class ParallelRead:
             except BaseException as exc:  # noqa: BLE001 - re-raised in the reading thread below
                 failed.append(exc)
 
-        starter = threading.Thread(target=start, name="cim-citygml-pool-start", daemon=True)
-        starter.start()
-        try:
+        if forked:  # the first submit forks every worker, before the pool's own thread starts
+            start()
             here = self._here(first)
-        finally:
-            starter.join()
+        else:
+            starter = threading.Thread(target=start, name="cim-citygml-pool-start", daemon=True)
+            starter.start()
+            try:
+                here = self._here(first)
+            finally:
+                starter.join()
         if failed:
             raise failed[0]
         return deque([(first, here), *zip(ahead, submitted)])
