@@ -123,11 +123,15 @@ def footprints_from_rings(batch: Sequence[Sequence[Sequence[npt.NDArray[np.float
     shapely call per step for the whole batch, the others one by one."""
     out: list[MultiPolygon | None] = [None] * len(batch)
     candidates: list[int] = []
+    several: list[int] = []
     for i, polygons in enumerate(batch):
         if len(polygons) == 1 and len(polygons[0]) == 1:
             candidates.append(i)
-        else:
-            out[i] = footprint_from_rings(polygons)
+        elif polygons:
+            several.append(i)
+    if several:
+        for i, fp in zip(several, _footprints_of_several([batch[i] for i in several])):
+            out[i] = fp
     usable = _usable_rings([batch[i][0][0] for i in candidates]).tolist()
     single = [i for i, ok in zip(candidates, usable) if ok]
     if not single:
@@ -143,6 +147,74 @@ def footprints_from_rings(batch: Sequence[Sequence[Sequence[npt.NDArray[np.float
     for i, shape, v in zip(np.asarray(single)[~plain].tolist(), shapes[~plain], valid[~plain].tolist()):
         out[i] = _multipolygon(shape if v else shapely.make_valid(shape))
     return out
+
+
+def _footprints_of_several(items: Sequence[Sequence[Sequence[npt.NDArray[np.float64]]]]) -> list[MultiPolygon | None]:
+    """:func:`footprint_from_rings` of items with holes or several polygons (buildings with
+    parts, roads), the same geometries: rings checked, polygons built, measured and merged
+    with one shapely call per step for all items (a coverage union per row of a padded
+    array); only what a step sends back (no clean coverage, a polygon shapely refuses) goes
+    item by item through the reference."""
+    flat = [ring for polygons in items for rings in polygons for ring in rings]
+    usable = _usable_rings(flat).tolist()
+    keep: list[int] = []  # indices into flat of the rings used
+    poly_ids: list[int] = []
+    item_of: list[int] = []  # the item of each polygon built
+    k = 0
+    for it, polygons in enumerate(items):
+        for rings in polygons:
+            if rings and usable[k]:  # a polygon without a usable exterior is left out entirely
+                for j in range(k, k + len(rings)):
+                    if usable[j]:
+                        keep.append(j)
+                        poly_ids.append(len(item_of))
+                item_of.append(it)
+            k += len(rings)
+    out: list[MultiPolygon | None] = [None] * len(items)
+    if not item_of:
+        return out
+    coords = np.concatenate([flat[j][:, :2] for j in keep])
+    ring_ids = np.repeat(np.arange(len(keep)), [len(flat[j]) for j in keep])
+    try:
+        shapes = shapely.polygons(shapely.linearrings(coords, indices=ring_ids), indices=poly_ids)
+    except (ValueError, shapely.errors.GEOSException):  # some ring shapely refuses: the reference for all
+        return [footprint_from_rings(polygons) for polygons in items]
+    areas = shapely.area(shapes)
+    big = areas > _MIN_AREA
+    owner = np.asarray(item_of)[big]
+    shapes, areas = shapes[big], areas[big]
+    counts = np.bincount(owner, minlength=len(items))
+    starts = (np.cumsum(counts) - counts).tolist()
+    merge = np.flatnonzero(counts >= 2).tolist()
+    for it in np.flatnonzero(counts == 1).tolist():
+        one = shapes[starts[it]]
+        out[it] = _multipolygon(one if one.is_valid else shapely.make_valid(one))
+    if not merge:
+        return out
+    table = np.full((len(merge), int(counts.max())), None, dtype=object)
+    for row, it in enumerate(merge):
+        table[row, :counts[it]] = shapes[starts[it]:starts[it] + counts[it]]
+    try:
+        merged = shapely.coverage_union_all(table, axis=1)
+    except shapely.errors.GEOSException:  # some row is not a clean coverage: row by row
+        merged = np.array([_coverage_union_or_none(row) for row in table], dtype=object)
+    valid = shapely.is_valid(merged)
+    merged_areas = shapely.area(merged)
+    for row, it in enumerate(merge):
+        total = float(areas[starts[it]:starts[it] + counts[it]].sum())
+        m = merged[row]
+        exact = m is not None and valid[row] and abs(merged_areas[row] - total) <= 1e-6 * max(merged_areas[row], 1.0)
+        if not exact:
+            m = shapely.make_valid(shapely.union_all(shapely.make_valid(shapes[starts[it]:starts[it] + counts[it]])))
+        out[it] = _multipolygon(m)
+    return out
+
+
+def _coverage_union_or_none(row: npt.NDArray[np.object_]) -> shapely.Geometry | None:
+    try:
+        return shapely.coverage_union_all(row)
+    except shapely.errors.GEOSException:
+        return None
 
 
 def _multipolygon(shape: shapely.Geometry) -> MultiPolygon | None:
@@ -174,6 +246,41 @@ def ground_polygons(polygons: Sequence[Sequence[npt.NDArray[np.float64]]], groun
     return [polygons[i] for i in down.tolist()]
 
 
+def ground_polygons_many(groups: Sequence[tuple[Sequence[Sequence[npt.NDArray[np.float64]]], Sequence[bool],
+                                                 Sequence[bool]]]) -> list[list[Sequence[npt.NDArray[np.float64]]]]:
+    """:func:`ground_polygons` of every ``(polygons, ground, flip)`` group, the same picks,
+    with the rings of all groups checked and measured together (a batch of city objects)."""
+    out: list[list[Sequence[npt.NDArray[np.float64]]]] = [[] for _ in groups]
+    owners: list[int] = []
+    grounds: list[Sequence[npt.NDArray[np.float64]]] = []
+    for gi, (polygons, ground, _) in enumerate(groups):
+        for p, g in zip(polygons, ground):
+            if g:
+                owners.append(gi)
+                grounds.append(p)
+    if grounds:
+        for gi, p, ok in zip(owners, grounds, _usable_rings([p[0] for p in grounds]).tolist()):
+            if ok:
+                out[gi].append(p)
+    rest = [gi for gi, group in enumerate(groups) if not out[gi] and len(group[0])]
+    if not rest:
+        return out
+    exteriors = [p[0] for gi in rest for p in groups[gi][0]]
+    sizes = [len(groups[gi][0]) for gi in rest]
+    signed = _ring_plan_areas(exteriors)
+    signed[np.fromiter((f for gi, n in zip(rest, sizes) for f in list(groups[gi][2])[:n]), bool, len(exteriors))] *= -1
+    start = 0
+    for gi, n in zip(rest, sizes):
+        s = signed[start:start + n]
+        start += n
+        down = np.flatnonzero(s < -_MIN_AREA)
+        if not len(down):
+            down = np.flatnonzero(s > _MIN_AREA)
+        polygons = groups[gi][0]
+        out[gi] = [polygons[i] for i in down.tolist()]
+    return out
+
+
 def _usable(ring: npt.NDArray[np.float64]) -> bool:
     """Three vertices or more besides the closing one, all finite."""
     n = len(ring)
@@ -199,6 +306,12 @@ def _usable_rings(rings: Sequence[npt.NDArray[np.float64]]) -> npt.NDArray[np.bo
 def _ring_plan_areas(rings: Sequence[npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
     """Signed plan-view area (shoelace, counter-clockwise > 0) of every ring; NaN rings give 0."""
     counts = np.fromiter((len(r) for r in rings), np.int64, len(rings))
+    if len(rings) and not counts.all():  # empty rings (an empty posList) have no area
+        out = np.zeros(len(rings))
+        filled = np.flatnonzero(counts)
+        if len(filled):
+            out[filled] = _ring_plan_areas([rings[i] for i in filled.tolist()])
+        return out
     xy = np.concatenate([r[:, :2] for r in rings])
     starts = np.cumsum(counts) - counts
     xy = xy - np.repeat(xy[starts], counts, axis=0)  # ring-local coordinates (precision)

@@ -7,7 +7,8 @@ import shapely
 
 from cim import Mesh, SurfaceType
 from cim.errors import StoreError
-from cim.footprint import footprint_from_meshes, footprint_from_rings, footprints_from_rings, ground_polygons
+from cim.footprint import (footprint_from_meshes, footprint_from_rings, footprints_from_rings, ground_polygons,
+                           ground_polygons_many)
 from cim.triangulate import newell_normal, triangulate_polygon
 from tests.cim_helpers import box_mesh
 
@@ -173,6 +174,16 @@ def test_footprints_of_a_batch_equal_one_by_one() -> None:
         [[_square(0, 0, 10), _square(2, 2, 3, down=True)]],               # with a hole
         [[_square(0, 0, 10)], [_square(5, 0, 10)]],                        # two polygons: a union
         [[_square(-3, 7, 2, z=4.5, down=True)]],
+        # several polygons (buildings with parts, roads): merged for the whole batch at once
+        [[_square(0, 0, 10)], [_square(10, 0, 10)], [_square(0, 10, 20)]],  # a clean coverage
+        [[_square(0, 0, 10)], [_square(100, 0, 10)]],                      # apart
+        [[_square(0, 0, 10), _square(2, 2, 3, down=True)], [_square(10, 0, 10)]],  # a hole and a neighbour
+        [[nan], [_square(100, 0, 10)]],                                    # one polygon left: no union
+        [[nan], [inf]],                                                    # none left
+        [[_square(0, 0, 10), np.zeros((2, 3))], [_square(3, 3, 10)]],     # an unusable hole; overlapping
+        [[bowtie], [_square(20, 0, 5)]],                                   # an invalid polygon merged
+        [[np.array([(0, 0, 0), (1e-4, 0, 0), (0, 1e-4, 0)], float)], [_square(0, 0, 1)]],  # one below the minimum
+        [[]], [[], []],                                                    # polygons without rings
     ]
     batch = footprints_from_rings(items)
     assert len(batch) == len(items)
@@ -181,8 +192,64 @@ def test_footprints_of_a_batch_equal_one_by_one() -> None:
         assert (got is None) == (want is None)
         if want is not None:
             assert got.geom_type == "MultiPolygon" and got.wkb == want.wkb
-    assert sum(g is not None for g in batch) == 6
+    assert sum(g is not None for g in batch) == 13
     assert footprints_from_rings([]) == []
+
+
+def test_footprints_of_several_polygons_merge_rows_that_are_no_coverage_one_by_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One overlapping item makes the batch's coverage union fail: the rows are then merged one
+    by one, the clean coverages still by coverage union, the others by a full union."""
+    import cim.footprint as fp_module
+
+    rows: list[int] = []
+    real = fp_module._coverage_union_or_none
+    monkeypatch.setattr(fp_module, "_coverage_union_or_none", lambda row: rows.append(1) or real(row))
+    # a building and its part of the 25 MB district (relative, in metres): the part's side runs on
+    # past the building's corner, which is a hair off that line: GEOS refuses the coverage union
+    building = np.array([(0.0, 0.0, 0), (13.988, 2.973, 0), (20.579, -28.034, 0), (6.591, -31.007, 0), (0, 0, 0)])
+    part = np.array([(-53.174, -6.191, 0), (-1.039, 4.891, 0), (6.591, -31.007, 0), (-45.544, -42.089, 0),
+                     (-53.174, -6.191, 0)])
+    items = [[[_square(0, 0, 10)], [_square(10, 0, 10)]], [[building], [part]], [[_square(0, 0, 10)], [_square(5, 5, 10)]],
+             [[_square(50, 0, 10)], [_square(50, 10, 10)], [_square(60, 0, 10)]]]
+    with pytest.raises(shapely.errors.GEOSException):
+        shapely.coverage_union_all(shapely.polygons([building[:, :2], part[:, :2]]))
+    batch = footprints_from_rings(items)
+    assert len(rows) == 4
+    for item, got in zip(items, batch):
+        want = footprint_from_rings(item)
+        assert got is not None and want is not None and got.wkb == want.wkb
+    assert batch[0].area == pytest.approx(200.0) and len(batch[0].geoms) == 1
+    assert batch[1].is_valid and batch[1].area == pytest.approx(
+        shapely.union_all(shapely.polygons([building[:, :2], part[:, :2]])).area)
+    assert batch[2].area == pytest.approx(175.0) and len(batch[2].geoms) == 1
+    assert batch[3].area == pytest.approx(300.0)
+
+
+def test_ground_polygons_of_many_groups_equal_one_by_one() -> None:
+    box = _box_polygons(0, 0, 10)
+    nan = _square(0, 0, 10, down=True)
+    nan[1, 0] = np.nan
+    typed_top = [False] * 6
+    typed_top[1] = True
+    groups = [
+        (box, typed_top, [False] * 6),                       # ground typed: wins over orientation
+        (box, [False] * 6, [False] * 6),                     # the bottom
+        (box, [False] * 6, [True] * 6),                      # inside out: the top
+        (box[1:], [False] * 5, [False] * 5),                 # no bottom: the roof
+        (box[2:], [False] * 4, [False] * 4),                 # walls only: nothing
+        ([], [], []),
+        ([[nan], *box[1:]], [True] + [False] * 5, [False] * 6),  # an unusable ground: orientation decides
+        ([[np.zeros((0, 3))], *box], [False] * 7, [False] * 7),  # an empty ring has no plan area
+        (_box_polygons(100, 0, 5), [True, False, False, False, False, False], [False] * 6),
+    ]
+    many = ground_polygons_many(groups)
+    assert len(many) == len(groups)
+    for group, got in zip(groups, many):
+        want = ground_polygons(*group)
+        assert len(got) == len(want) and all(a is b for a, b in zip(got, want))
+    assert [len(g) for g in many] == [1, 1, 1, 1, 0, 0, 1, 1, 1]
+    assert many[2][0] is box[1] and many[6][0] is box[1]
 
 
 def test_ground_polygons_picks_ground_else_bottom_else_top() -> None:

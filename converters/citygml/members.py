@@ -22,7 +22,7 @@ from shapely.geometry.base import BaseGeometry
 
 from cim.classes import SurfaceType
 from cim.feature import Feature, Source
-from cim.footprint import footprint_from_meshes, footprints_from_rings, ground_polygons
+from cim.footprint import footprint_from_meshes, footprints_from_rings, ground_polygons_many
 from cim.mesh import Mesh
 from converters.citygml import namespaces as ns
 from converters.citygml import safety
@@ -33,6 +33,9 @@ from converters.citygml.polygons import Array, PolygonRecord
 from converters.citygml.srs import SrsTracker
 from converters.citygml.tessellation import build_meshes
 from converters.citygml.xlinks import SeenPolygons
+
+#: one feature's polygons for its footprint: (rings of each polygon, GroundSurface?, flipped?)
+PolygonGroup = tuple[list[Sequence[Array]], list[bool], list[bool]]
 
 BATCH_POLYGONS = 4096     # polygons triangulated together
 BATCH_FEATURES = 512
@@ -166,15 +169,20 @@ class MemberStream:
         # footprints of the top-level features: what ingestion would derive, done here (in the workers)
         footprints: dict[int, BaseGeometry | None] = {}
         from_rings: list[int] = []
-        ring_inputs: list[list[Sequence[Array]]] = []
+        groups: list[PolygonGroup] = []
+        group_owner: list[int] = []  # position in from_rings
         for draft in batch.drafts:
             if draft.parent is None:
                 found = _footprint(draft, geometry, by_bucket)
                 if isinstance(found, list):
+                    groups += found
+                    group_owner += [len(from_rings)] * len(found)
                     from_rings.append(draft.index)
-                    ring_inputs.append(found)
                 else:
                     footprints[draft.index] = found
+        ring_inputs: list[list[Sequence[Array]]] = [[] for _ in from_rings]
+        for owner, picked in zip(group_owner, ground_polygons_many(groups)):
+            ring_inputs[owner] += picked
         footprints.update(zip(from_rings, footprints_from_rings(ring_inputs)))
         out: list[Feature] = []
         for draft in batch.drafts:
@@ -203,11 +211,13 @@ def finish_warnings(notes: Notes, derived_ids: int, flat_rings: int, file_stem: 
 
 
 def _footprint(draft: Draft, geometry: list[dict[int, Mesh]],
-               by_bucket: dict[int, list[PolygonRecord]]) -> BaseGeometry | list[Sequence[Array]] | None:
+               by_bucket: dict[int, list[PolygonRecord]]) -> BaseGeometry | list[PolygonGroup] | None:
     """The footprint of a top-level feature: of its best-LOD geometry and, for a building (bridge,
     tunnel) with parts, the union with all its parts'. Built from the polygons' rings (returned as
-    the list of ground polygons for :func:`cim.footprint.footprints_from_rings`, which builds a
-    batch's at once), or from the meshes when some of that geometry came pre-triangulated (TINs)."""
+    one group of polygons per feature, whose ground polygons
+    :func:`cim.footprint.ground_polygons_many` picks and
+    :func:`cim.footprint.footprints_from_rings` merges, for a batch at once), or from the meshes
+    when some of that geometry came pre-triangulated (TINs)."""
     members = [draft]
     if draft.city_class in COMPOSITE_CLASSES and draft.children:
         part_class = COMPOSITE_CLASSES[draft.city_class]
@@ -217,7 +227,7 @@ def _footprint(draft: Draft, geometry: list[dict[int, Mesh]],
             if d.city_class == part_class:
                 members.append(d)
                 stack.extend(d.children)
-    polygons: list[Sequence[Array]] = []
+    groups: list[PolygonGroup] = []
     meshes: list[Mesh] = []
     from_rings = True
     for d in members:
@@ -232,12 +242,12 @@ def _footprint(draft: Draft, geometry: list[dict[int, Mesh]],
                 from_rings = False
                 continue
             recs = [r for r in recs if r.rings]
-            polygons += ground_polygons([r.rings for r in recs], [r.stype == _GROUND for r in recs],  # type: ignore[misc]
-                                        [r.flip for r in recs])
+            groups.append(([r.rings for r in recs], [r.stype == _GROUND for r in recs],  # type: ignore[misc]
+                           [r.flip for r in recs]))
     if not meshes:
         return None
     if from_rings:
-        return polygons
+        return groups
     if len(meshes) == 1:
         return footprint_from_meshes(meshes)
     grounds = {bool((m.surfaces == SurfaceType.GROUND).any()) for m in meshes}
