@@ -6,7 +6,8 @@
 
 Generates (once, cached in benchmarks/out/) synthetic Da Nang districts with
 fixtures/make_danang_district.py, then runs every measurement in a fresh subprocess so that peak
-RSS (``ru_maxrss`` from ``os.wait4``) belongs to that measurement alone:
+RSS (``ru_maxrss`` from ``os.wait4``) belongs to that measurement alone, in interleaved rounds
+(one run of each measurement per round; the fastest run of each counts):
 
 * ``iterparse``     raw lxml iterparse, end events on cityObjectMember, clear + drop previous siblings
 * ``iterparse+xyz`` the same, also turning every gml:posList into a float array (a floor for any
@@ -132,9 +133,19 @@ def child_main(mode: str, path: Path, result: Path, profile: Path | None) -> Non
 
 # --- parent ----------------------------------------------------------------------------------------
 
-def measure_best(mode: str, path: Path, repeat: int) -> dict[str, Any]:
-    """The fastest of ``repeat`` runs (the machine is shared); peak RSS is the largest seen."""
-    runs = [measure(mode, path) for _ in range(max(1, repeat))]
+def measure_rounds(modes: list[str], path: Path, repeat: int) -> list[dict[str, Any]]:
+    """``repeat`` rounds of every mode, one run of each per round (the machine is shared and its
+    speed drifts over minutes: interleaving gives every mode the same conditions; the rounds'
+    own ratios are in the summary), then the best of each mode (:func:`best_of`)."""
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    for _ in range(max(1, repeat)):
+        for mode in modes:
+            runs[mode].append(measure(mode, path))
+    return [best_of(mode, path, runs[mode]) for mode in modes]
+
+
+def best_of(mode: str, path: Path, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of ``runs``; peak RSS is the largest seen."""
     best = dict(min(runs, key=lambda r: r["seconds"]))
     best["all_seconds"] = [r["seconds"] for r in runs]
     best["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs)
@@ -207,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-mb", type=float, default=25.0, help="the district for the memory comparison")
     parser.add_argument("--citygml", type=int, choices=(2, 3), default=2, help="CityGML version of the districts")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES))
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement, the fastest counts (default %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of all measurements, the fastest of each counts (default %(default)s)")
     parser.add_argument("--profile", action="store_true", help="also cProfile 'ingest' on the small file")
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
@@ -222,16 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown modes {sorted(unknown)}")
     large, small = district(args.size_mb, args.citygml), district(args.small_mb, args.citygml)
-    rows: list[dict[str, Any]] = []
-    for mode in modes:
-        rows.append(measure_best(mode, large, args.repeat))
-    for mode in [m for m in ("iterparse", "ingest") if m in modes]:
-        rows.append(measure_best(mode, small, args.repeat))
+    rows = measure_rounds(modes, large, args.repeat)
+    rows += measure_rounds([m for m in ("iterparse", "ingest") if m in modes], small, args.repeat)
     baseline = {r["file"]: r for r in rows if r["mode"] == "iterparse"}
     summary: dict[str, Any] = {}
     ours = {(r["file"], r["mode"]): r for r in rows}
     if (large.name, "ingest") in ours and large.name in baseline:
         summary["ingest_vs_iterparse"] = round(ours[large.name, "ingest"]["mb_per_s"] / baseline[large.name]["mb_per_s"], 3)
+        rounds = [p / i for p, i in zip(baseline[large.name]["all_seconds"], ours[large.name, "ingest"]["all_seconds"])]
+        summary["ingest_vs_iterparse_by_round"] = [round(r, 3) for r in rounds]
+        summary["ingest_vs_iterparse_median_round"] = round(sorted(rounds)[len(rounds) // 2], 3)
     if (large.name, "features") in ours and large.name in baseline:
         summary["features_vs_iterparse"] = round(ours[large.name, "features"]["mb_per_s"] / baseline[large.name]["mb_per_s"], 3)
     if (large.name, "ingest") in ours and (small.name, "ingest") in ours:
