@@ -76,27 +76,13 @@ def footprint_from_rings(polygons: Sequence[Sequence[npt.NDArray[np.float64]]]) 
         if not shape.is_valid:
             shape = shapely.make_valid(shape)
         return _multipolygon(shape)
-    flat = [ring for rings in polygons for ring in rings]
-    usable = _usable_rings(flat).tolist()
-    keep: list[int] = []  # indices into flat of the rings used, polygon by polygon
-    poly_ids: list[int] = []
-    n_polys = k = 0
-    for rings in polygons:
-        if rings and usable[k]:  # a polygon without a usable exterior is left out entirely
-            for j in range(k, k + len(rings)):
-                if usable[j]:
-                    keep.append(j)
-                    poly_ids.append(n_polys)
-            n_polys += 1
-        k += len(rings)
-    if not n_polys:
-        return None
-    coords = np.concatenate([flat[j][:, :2] for j in keep])
-    ring_ids = np.repeat(np.arange(len(keep)), [len(flat[j]) for j in keep])
     try:
-        shapes = shapely.polygons(shapely.linearrings(coords, indices=ring_ids), indices=poly_ids)
+        shapes, owner = _polygon_shapes([polygons])
     except (ValueError, shapely.errors.GEOSException):  # e.g. a ring of three points, two of them equal
         shapes = _polygons_one_by_one(polygons)
+    else:
+        if not owner:
+            return None
     areas = shapely.area(shapes)
     keep = areas > _MIN_AREA
     shapes, areas = shapes[keep], areas[keep]
@@ -155,30 +141,13 @@ def _footprints_of_several(items: Sequence[Sequence[Sequence[npt.NDArray[np.floa
     with one shapely call per step for all items (a coverage union per row of a padded
     array); only what a step sends back (no clean coverage, a polygon shapely refuses) goes
     item by item through the reference."""
-    flat = [ring for polygons in items for rings in polygons for ring in rings]
-    usable = _usable_rings(flat).tolist()
-    keep: list[int] = []  # indices into flat of the rings used
-    poly_ids: list[int] = []
-    item_of: list[int] = []  # the item of each polygon built
-    k = 0
-    for it, polygons in enumerate(items):
-        for rings in polygons:
-            if rings and usable[k]:  # a polygon without a usable exterior is left out entirely
-                for j in range(k, k + len(rings)):
-                    if usable[j]:
-                        keep.append(j)
-                        poly_ids.append(len(item_of))
-                item_of.append(it)
-            k += len(rings)
+    try:
+        shapes, item_of = _polygon_shapes(items)
+    except (ValueError, shapely.errors.GEOSException):  # some ring shapely refuses: the reference for all
+        return [footprint_from_rings(polygons) for polygons in items]
     out: list[MultiPolygon | None] = [None] * len(items)
     if not item_of:
         return out
-    coords = np.concatenate([flat[j][:, :2] for j in keep])
-    ring_ids = np.repeat(np.arange(len(keep)), [len(flat[j]) for j in keep])
-    try:
-        shapes = shapely.polygons(shapely.linearrings(coords, indices=ring_ids), indices=poly_ids)
-    except (ValueError, shapely.errors.GEOSException):  # some ring shapely refuses: the reference for all
-        return [footprint_from_rings(polygons) for polygons in items]
     areas = shapely.area(shapes)
     big = areas > _MIN_AREA
     owner = np.asarray(item_of)[big]
@@ -208,6 +177,33 @@ def _footprints_of_several(items: Sequence[Sequence[Sequence[npt.NDArray[np.floa
             m = shapely.make_valid(shapely.union_all(shapely.make_valid(shapes[starts[it]:starts[it] + counts[it]])))
         out[it] = _multipolygon(m)
     return out
+
+
+def _polygon_shapes(sets: Sequence[Sequence[Sequence[npt.NDArray[np.float64]]]]) -> tuple[npt.NDArray[np.object_], list[int]]:
+    """The plan-view polygons of ``sets`` (each a list of polygons, each a list of rings) from
+    their usable rings, built with one shapely call, and the set each polygon comes from; a
+    polygon without a usable exterior is left out entirely. Raises what shapely raises for a
+    ring it refuses."""
+    flat = [ring for polygons in sets for rings in polygons for ring in rings]
+    usable = _usable_rings(flat).tolist()
+    keep: list[int] = []  # indices into flat of the rings used, polygon by polygon
+    poly_ids: list[int] = []
+    owner: list[int] = []
+    k = 0
+    for s, polygons in enumerate(sets):
+        for rings in polygons:
+            if rings and usable[k]:
+                for j in range(k, k + len(rings)):
+                    if usable[j]:
+                        keep.append(j)
+                        poly_ids.append(len(owner))
+                owner.append(s)
+            k += len(rings)
+    if not owner:
+        return np.empty(0, dtype=object), owner
+    coords = np.concatenate([flat[j][:, :2] for j in keep])
+    ring_ids = np.repeat(np.arange(len(keep)), [len(flat[j]) for j in keep])
+    return shapely.polygons(shapely.linearrings(coords, indices=ring_ids), indices=poly_ids), owner
 
 
 def _coverage_union_or_none(row: npt.NDArray[np.object_]) -> shapely.Geometry | None:

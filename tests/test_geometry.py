@@ -7,8 +7,13 @@ import shapely
 
 from cim import Mesh, SurfaceType
 from cim.errors import StoreError
-from cim.footprint import (footprint_from_meshes, footprint_from_rings, footprints_from_rings, ground_polygons,
-                           ground_polygons_many)
+from cim.footprint import (
+    footprint_from_meshes,
+    footprint_from_rings,
+    footprints_from_rings,
+    ground_polygons,
+    ground_polygons_many,
+)
 from cim.triangulate import newell_normal, triangulate_polygon
 from tests.cim_helpers import box_mesh
 

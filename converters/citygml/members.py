@@ -22,7 +22,11 @@ from shapely.geometry.base import BaseGeometry
 
 from cim.classes import SurfaceType
 from cim.feature import Feature, Source
-from cim.footprint import footprint_from_meshes, footprints_from_rings, ground_polygons_many
+from cim.footprint import (
+    footprint_from_meshes,
+    footprints_from_rings,
+    ground_polygons_many,
+)
 from cim.mesh import Mesh
 from converters.citygml import namespaces as ns
 from converters.citygml import safety
