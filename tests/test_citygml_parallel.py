@@ -95,8 +95,7 @@ def test_workers_fork_only_from_a_process_without_other_threads() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["fork", "forkserver"]
     # the CLI's progress bars start no monitor thread (which would rule out the fork)
-    code = ("import threading; from server import cli; bar = cli._bar('x'); next(bar.gen);"
-            "print(threading.active_count())")
+    code = ("import threading\nfrom server import cli\nwith cli._bar('x'):\n    print(threading.active_count())")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["1"]
 
