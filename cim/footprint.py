@@ -226,26 +226,15 @@ def ground_polygons(polygons: Sequence[Sequence[npt.NDArray[np.float64]]], groun
     """Of the polygons of one mesh-to-be (rings, exterior first), those that cover its ground
     once, as :func:`footprint_from_meshes` picks triangles: the GroundSurface polygons when there
     are any (LOD2+), otherwise the downward-facing ones (Newell normal z < 0, after ``flip``: the
-    bottom of a solid), otherwise the upward-facing ones."""
-    grounds = [p for p, g in zip(polygons, ground) if g]
-    picked = [p for p, ok in zip(grounds, _usable_rings([p[0] for p in grounds]).tolist()) if ok]
-    if picked:
-        return picked
-    exteriors = [p[0] for p in polygons]
-    if not exteriors:
-        return []
-    signed = _ring_plan_areas(exteriors)
-    signed[np.fromiter(flip, bool, len(exteriors))] *= -1
-    down = np.flatnonzero(signed < -_MIN_AREA)
-    if not len(down):
-        down = np.flatnonzero(signed > _MIN_AREA)
-    return [polygons[i] for i in down.tolist()]
+    bottom of a solid), otherwise the upward-facing ones. A GroundSurface polygon counts only with
+    a usable exterior ring (three distinct finite vertices)."""
+    return ground_polygons_many([(polygons, ground, flip)])[0]
 
 
 def ground_polygons_many(groups: Sequence[tuple[Sequence[Sequence[npt.NDArray[np.float64]]], Sequence[bool],
                                                  Sequence[bool]]]) -> list[list[Sequence[npt.NDArray[np.float64]]]]:
-    """:func:`ground_polygons` of every ``(polygons, ground, flip)`` group, the same picks,
-    with the rings of all groups checked and measured together (a batch of city objects)."""
+    """:func:`ground_polygons` of every ``(polygons, ground, flip)`` group, with the rings of all
+    groups checked and measured together (a batch of city objects)."""
     out: list[list[Sequence[npt.NDArray[np.float64]]]] = [[] for _ in groups]
     owners: list[int] = []
     grounds: list[Sequence[npt.NDArray[np.float64]]] = []

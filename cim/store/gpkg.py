@@ -20,16 +20,15 @@ _ENVELOPE_XY = 1
 _HEADER = struct.Struct("<2sBBi4d")
 
 
-def encode_geometry(geom: BaseGeometry | None, srs_id: int,
-                    bounds: tuple[float, float, float, float] | None = None) -> bytes | None:
-    """Standard GeoPackage binary: header with an xy envelope, then little-endian WKB.
-    ``bounds`` (minx, miny, maxx, maxy), when the caller has them, saves computing them again."""
+def encode_geometry(geom: BaseGeometry | None, srs_id: int) -> bytes | None:
+    """Standard GeoPackage binary: header with an xy envelope, then little-endian WKB
+    (:func:`encode_geometries` for many at once)."""
     if geom is None:
         return None
     if geom.is_empty:
         flags = 0b00010001  # empty, no envelope, little endian
         return struct.pack("<2sBBi", b"GP", 0, flags, srs_id) + shapely.to_wkb(geom, byte_order=1)
-    minx, miny, maxx, maxy = bounds if bounds is not None else geom.bounds
+    minx, miny, maxx, maxy = geom.bounds
     flags = (_ENVELOPE_XY << 1) | 1
     return _HEADER.pack(b"GP", 0, flags, srs_id, minx, maxx, miny, maxy) + shapely.to_wkb(geom, byte_order=1, output_dimension=2)
 
