@@ -7,12 +7,12 @@ same features in the same order (document order, parents before children).
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from cim.conversion import ConversionReport
+from cim.cpus import usable_cpus
 from cim.crs import Frame
 from cim.errors import InputError
 from cim.feature import Feature
@@ -50,7 +50,7 @@ class CityGmlReading:
         self.srs = SrsTracker(self.path.name, self.report, options.frame)
         self.parallel_min_bytes = parallel_min_bytes
         self.chunk_bytes = chunk_bytes
-        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self.workers = workers if workers is not None else usable_cpus()
         #: whether the file was read by worker processes (known once features() has started)
         self.parallel = False
         self._started = False

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from cim.cpus import usable_cpus
+
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _END = b"END-ISO-10303-21;"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -47,8 +49,8 @@ _PARKED: dict[Key, Child] = {}
 
 
 def default_threads() -> int:
-    """Geometry kernel threads: ``CIM_IFC_THREADS`` or all CPUs."""
-    return int(os.environ.get("CIM_IFC_THREADS", "0")) or os.cpu_count() or 1
+    """Geometry kernel threads: ``CIM_IFC_THREADS`` or the CPUs this process may use."""
+    return int(os.environ.get("CIM_IFC_THREADS", "0")) or usable_cpus()
 
 
 def start(source: Path, display_name: str, frame_json: str, threads: int) -> Child:

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 from cim.classes import CityClass
 from cim.conversion import ConversionReport
+from cim.cpus import usable_cpus
 from cim.errors import CimError
 from cim.feature import Feature
 from cim.mesh import Mesh
@@ -91,7 +92,7 @@ def convert(path: Path, display_name: str, frame_spec: dict[str, Any] | None, th
         _import_footprints()
 
     progress_messages: list[float] = []
-    shapes = geometry.iterate_shapes(model, with_geometry, threads or os.cpu_count() or 1,
+    shapes = geometry.iterate_shapes(model, with_geometry, threads or usable_cpus(),
                                      progress_messages.append, while_running=place_and_read)
     first = next(shapes, None)  # starts the kernel, then runs place_and_read while it works
     if not read:  # nothing for the kernel (or initialize() found nothing): read them now

@@ -9,16 +9,17 @@ process is still starting; :func:`worker_pool` then adopts the prestarted pool.
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+
+from cim.cpus import usable_cpus
 
 _prestarted: list[ProcessPoolExecutor] = []
 
 
 def default_workers() -> int:
-    return os.cpu_count() or 1
+    return usable_cpus()
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
