@@ -46,7 +46,7 @@ def test_pools_use_it(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.skipif(shutil.which("taskset") is None or not hasattr(os, "sched_getaffinity"), reason="needs taskset")
 def test_a_process_pinned_to_one_cpu_reads_citygml_in_one_process() -> None:
-    cpu = sorted(os.sched_getaffinity(0))[0]
+    cpu = min(os.sched_getaffinity(0))
     code = ("from pathlib import Path; from converters.base import ConvertOptions; "
             "from converters.citygml.reader import CityGmlReading; "
             f"print(CityGmlReading(Path({str(SMALL_GML)!r}), ConvertOptions()).workers)")
